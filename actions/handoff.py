@@ -1,0 +1,297 @@
+"""Handing the conversation to a person, relaying while handed off, and the rating after."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.client import Rejected, ServiceUnavailable, get_client
+from actions.common import language_of, last_user_question, transcript, user_text
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+PRIORITY_WORDS: Dict[str, List[str]] = {
+    "urgent": [
+        "urgent",
+        "asap",
+        "critical",
+        "emergency",
+        "steidzami",
+        "ļoti steidzami",
+        "kritiski",
+        "срочно",
+        "очень срочно",
+        "критично",
+        "4",
+    ],
+    "high": [
+        "high",
+        "important",
+        "quite urgent",
+        "augsta",
+        "augsts",
+        "svarīgi",
+        "высокий",
+        "высокая",
+        "важно",
+        "3",
+    ],
+    "normal": [
+        "normal",
+        "medium",
+        "regular",
+        "normāla",
+        "normāls",
+        "vidēja",
+        "parasta",
+        "обычный",
+        "обычная",
+        "средний",
+        "нормальный",
+        "2",
+    ],
+    "low": [
+        "low",
+        "not urgent",
+        "whenever",
+        "zema",
+        "zems",
+        "nav steidzami",
+        "низкий",
+        "низкая",
+        "не срочно",
+        "1",
+    ],
+}
+
+
+def _entity(tracker: Tracker, name: str) -> Optional[Any]:
+    for entity in tracker.latest_message.get("entities") or []:
+        if entity.get("entity") == name:
+            return entity.get("value")
+    return None
+
+
+def canonical_priority(value: Any) -> Optional[str]:
+    """Maps what the user said or pressed to low / normal / high / urgent."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower().rstrip(".!")
+    if text in PRIORITY_WORDS:
+        return text
+    # Longest phrase first, so "not urgent" is low rather than urgent.
+    phrases = sorted(((p, k) for k, ps in PRIORITY_WORDS.items() for p in ps), key=lambda x: -len(x[0]))
+    for phrase, key in phrases:
+        if re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text):
+            return key
+    return None
+
+
+class ActionStartHandoff(Action):
+    """Explains what happens next and prefills the description; a rule then runs the form."""
+
+    def name(self) -> Text:
+        return "action_start_handoff"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+        summary = tracker.get_slot("kb_query") or last_user_question(tracker) or ""
+        dispatcher.utter_message(response="utter_handoff_intro")
+        return [
+            SlotSet("issue_summary", summary[:300]),
+            SlotSet("handoff_key", uuid.uuid4().hex),
+            SlotSet("escalate", False),
+        ]
+
+
+class ValidateHandoffForm(FormValidationAction):
+    def name(self) -> Text:
+        return "validate_handoff_form"
+
+    def validate_contact_email(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        if value is None:
+            return {"contact_email": None}
+        found = EMAIL.search(str(_entity(tracker, "email") or value))
+        if not found:
+            dispatcher.utter_message(response="utter_invalid_email")
+            return {"contact_email": None}
+        return {"contact_email": found.group(0)}
+
+    def validate_priority(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        if value is None:
+            return {"priority": None}
+        priority = canonical_priority(_entity(tracker, "priority")) or canonical_priority(value)
+        if priority is None:
+            dispatcher.utter_message(response="utter_invalid_priority")
+        return {"priority": priority}
+
+
+class ActionOpenHandoff(Action):
+    """Opens the handoff in the firstline service with the whole transcript."""
+
+    def name(self) -> Text:
+        return "action_open_handoff"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+        contact = tracker.get_slot("contact_email") or ""
+        payload = {
+            "conversation_id": tracker.sender_id,
+            "language": language_of(tracker),
+            "priority": tracker.get_slot("priority") or "normal",
+            "contact": contact,
+            "summary": tracker.get_slot("issue_summary") or "",
+            "transcript": transcript(tracker),
+            "articles_tried": tracker.get_slot("kb_tried") or [],
+            "feedback": _feedback_summary(tracker),
+            "idempotency_key": tracker.get_slot("handoff_key") or uuid.uuid4().hex,
+        }
+        try:
+            created = await get_client().create_handoff(payload)
+        except ServiceUnavailable:
+            dispatcher.utter_message(response="utter_handoff_failed", contact=contact)
+            return [SlotSet("awaiting", None)]
+        except Rejected:
+            dispatcher.utter_message(response="utter_handoff_failed", contact=contact)
+            return [SlotSet("awaiting", None)]
+        handoff_id = str(created["id"])
+        # Tells the widget that a person has the conversation now (no typing dots for the bot).
+        opened = {"kind": "handoff_opened", "handoff_id": handoff_id}
+        if created.get("agents_online"):
+            dispatcher.utter_message(
+                response="utter_handoff_queued",
+                position=created.get("queue_position") or 1,
+                json_message=opened,
+            )
+        elif created.get("next_opening"):
+            opening = datetime.fromisoformat(created["next_opening"]).strftime("%Y-%m-%d %H:%M")
+            dispatcher.utter_message(
+                response="utter_handoff_after_hours", contact=contact, opening=opening, json_message=opened
+            )
+        else:
+            dispatcher.utter_message(response="utter_handoff_no_agents", contact=contact, json_message=opened)
+        return [
+            SlotSet("handoff_id", handoff_id),
+            SlotSet("last_handoff_id", handoff_id),
+            SlotSet("handoff_active", True),
+            SlotSet("awaiting", None),
+            SlotSet("failed_attempts", 0),
+            SlotSet("priority", None),  # the next handoff asks again; the e-mail is kept
+        ]
+
+
+def _feedback_summary(tracker: Tracker) -> str:
+    failed = int(tracker.get_slot("failed_attempts") or 0)
+    if failed:
+        return f"{failed} answer(s) did not help"
+    return ""
+
+
+class ActionRelayUserMessage(Action):
+    """While handed off: append what the user wrote to the handoff, say nothing."""
+
+    def name(self) -> Text:
+        return "action_relay_user_message"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+        latest = tracker.latest_message
+        event = {"text": latest.get("text"), "metadata": latest.get("metadata"), "parse_data": latest}
+        text = user_text(event)
+        handoff_id = tracker.get_slot("handoff_id")
+        if not text or not handoff_id:
+            return []
+        user_events = [e for e in tracker.events if e.get("event") == "user"]
+        timestamp = user_events[-1].get("timestamp") if user_events else None
+        client_id = latest.get("message_id") or f"{tracker.sender_id}:{timestamp}"
+        try:
+            await get_client().user_message(handoff_id, text, str(client_id), timestamp or 0)
+        except ServiceUnavailable:
+            dispatcher.utter_message(response="utter_relay_failed")
+        except Rejected as exc:
+            if exc.status == 404:
+                return [SlotSet("handoff_active", False), SlotSet("handoff_id", None)]
+            dispatcher.utter_message(response="utter_relay_failed")
+        return []
+
+
+class ActionRelayAgentMessage(Action):
+    """An agent's reply, pushed by the service through trigger_intent."""
+
+    def name(self) -> Text:
+        return "action_relay_agent_message"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+        text = _entity(tracker, "message")
+        if not text:
+            return []
+        agent = _entity(tracker, "agent_name") or ""
+        dispatcher.utter_message(text=str(text), json_message={"kind": "agent", "agent_name": agent})
+        return []
+
+
+class ActionAgentJoined(Action):
+    def name(self) -> Text:
+        return "action_agent_joined"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+        agent = _entity(tracker, "agent_name") or ""
+        dispatcher.utter_message(
+            response="utter_agent_joined",
+            agent_name=agent,
+            json_message={"kind": "agent_joined", "agent_name": agent},
+        )
+        return [SlotSet("agent_name", agent)]
+
+
+class ActionHandoffClosed(Action):
+    """The agent closed the handoff: the bot is back and asks for a rating."""
+
+    def name(self) -> Text:
+        return "action_handoff_closed"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+        agent = _entity(tracker, "agent_name") or tracker.get_slot("agent_name") or ""
+        closed = str(_entity(tracker, "handoff_id") or tracker.get_slot("handoff_id") or "")
+        dispatcher.utter_message(
+            response="utter_agent_left",
+            agent_name=agent,
+            json_message={"kind": "agent_left", "agent_name": agent},
+        )
+        dispatcher.utter_message(response="utter_ask_rating")
+        return [
+            SlotSet("handoff_active", False),
+            SlotSet("handoff_id", None),
+            SlotSet("last_handoff_id", closed or tracker.get_slot("last_handoff_id")),
+            SlotSet("awaiting", "rating"),
+            SlotSet("kb_tried", []),
+            SlotSet("kb_query", None),
+        ]
+
+
+class ActionSubmitRating(Action):
+    def name(self) -> Text:
+        return "action_submit_rating"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+        raw = _entity(tracker, "rating") or tracker.latest_message.get("text") or ""
+        digits = re.findall(r"[1-5]", str(raw))
+        handoff_id = tracker.get_slot("last_handoff_id")
+        if not digits:
+            dispatcher.utter_message(response="utter_ask_rating")
+            return []
+        rating = int(digits[0])
+        if handoff_id:
+            try:
+                await get_client().rate(handoff_id, rating)
+            except (ServiceUnavailable, Rejected):
+                pass  # the thanks stays honest: the rating is not what the user waits for
+        dispatcher.utter_message(response="utter_thanks_for_rating")
+        return [SlotSet("awaiting", None), SlotSet("rating", str(rating))]

@@ -1,0 +1,26 @@
+"""Runs every benchmark and prints its table: `make bench` or `python -m benchmarks [name ...]`."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from benchmarks import kb_demo, system
+from firstline.config import Settings
+
+BENCHMARKS = {"kb-demo": kb_demo.run, "system": system.run}
+
+
+def main(names: list[str]) -> None:
+    unknown = set(names) - set(BENCHMARKS)
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s) {', '.join(sorted(unknown))}; choose from {', '.join(BENCHMARKS)}")
+    settings = Settings()
+    for name in names or list(BENCHMARKS):
+        started = time.monotonic()
+        print(BENCHMARKS[name](settings))
+        print(f"({name}: {time.monotonic() - started:.0f}s)\n", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,79 @@
+"""The whole system: start-up time, idle memory per process, bot reply latency under load."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from benchmarks.common import free_port, percentile, rss_mb, table
+from firstline.config import Settings
+from firstline.stack import Stack, StackConfig
+
+USERS = 10
+QUESTIONS_PER_USER = 20
+
+
+def run(settings: Settings) -> str:
+    data_dir = Path(tempfile.mkdtemp(prefix="firstline-bench-")) / "data"
+    shutil.copytree(settings.data_dir, data_dir, ignore=shutil.ignore_patterns("logs", "rasa-tracker.db*"))
+    stack = Stack(
+        StackConfig(data_dir=data_dir, service_port=free_port(), rasa_port=free_port(), actions_port=free_port())
+    )
+    started = time.monotonic()
+    stack.start()
+    ready = time.monotonic() - started
+    try:
+        time.sleep(5)
+        memory = {name: rss_mb(pid) for name, pid in stack.pids().items()}
+        latencies = _load(stack.config.rasa_url)
+    finally:
+        stack.stop()
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
+    out = table(
+        "Processes",
+        ["process", "idle RSS (MB)"],
+        [[name, f"{mb:.0f}"] for name, mb in memory.items()] + [["all three ready after (s)", f"{ready:.0f}"]],
+    )
+    out += "\n" + table(
+        f"Bot reply latency through the REST channel, answered question, {USERS} concurrent users",
+        ["requests", "p50 ms", "p95 ms", "max ms"],
+        [[len(latencies), f"{percentile(latencies, 50):.0f}", f"{percentile(latencies, 95):.0f}",
+          f"{max(latencies):.0f}"]],
+    )  # fmt: skip
+    return out
+
+
+def _load(rasa_url: str) -> list[float]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def user() -> None:
+        sender = uuid.uuid4().hex
+        with httpx.Client(timeout=30) as client:
+            for _ in range(QUESTIONS_PER_USER):
+                started = time.perf_counter()
+                response = client.post(
+                    f"{rasa_url}/webhooks/rest/webhook",
+                    json={"sender": sender, "message": "How do I reset my password?"},
+                )
+                took = (time.perf_counter() - started) * 1000
+                assert any("Reset a forgotten password" in (m.get("text") or "") for m in response.json())
+                with lock:
+                    latencies.append(took)
+
+    warm = threading.Thread(target=user)
+    warm.start()
+    warm.join()
+    latencies.clear()
+    threads = [threading.Thread(target=user) for _ in range(USERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies

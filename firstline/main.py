@@ -1,0 +1,140 @@
+"""Builds the FastAPI application: routes, error translation, startup and shutdown."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from firstline import __version__, web
+from firstline.config import Settings
+from firstline.db import Database, migrate
+from handoff import api as handoff_api
+from handoff.delivery import OutboxWorker, RasaClient
+from handoff.errors import AuthError, Conflict, Forbidden, HandoffError, NotFound
+from kb_index import api as kb_api
+from kb_index.embedder import Embedder
+from kb_index.errors import (
+    ArticleNotFound,
+    CorpusError,
+    IndexNotReady,
+    KnowledgeBaseError,
+    QueryError,
+)
+from kb_index.service import KnowledgeBase
+
+logger = logging.getLogger(__name__)
+
+_STATUS: list[tuple[type[Exception], int]] = [
+    (QueryError, 422),
+    (CorpusError, 422),
+    (ArticleNotFound, 404),
+    (IndexNotReady, 503),
+    (NotFound, 404),
+    (Conflict, 409),
+    (AuthError, 401),
+    (Forbidden, 403),
+]
+
+
+def _error_response(exc: Exception) -> JSONResponse:
+    code = next((status for kind, status in _STATUS if isinstance(exc, kind)), 400)
+    body: dict[str, object] = {"detail": str(exc).split("\n", 1)[0] if isinstance(exc, CorpusError) else str(exc)}
+    if isinstance(exc, CorpusError):
+        body["problems"] = [{"where": p.where, "message": p.message} for p in exc.problems]
+    headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+    return JSONResponse(body, status_code=code, headers=headers)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    rasa: RasaClient | None = None,
+    embedder: Embedder | None = None,
+) -> FastAPI:
+    """The firstline service.
+
+    Args:
+        settings: defaults to reading FIRSTLINE_* from the environment.
+        rasa: the client that delivers agent messages; tests pass one with a fake transport.
+        embedder: share one loaded model between apps (tests).
+    """
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.sqlalchemy_url)
+        migrate(db.engine)
+        kb = KnowledgeBase(
+            db,
+            embedder or Embedder(settings.embedding_model, settings.data_dir / "embedding-cache.sqlite"),
+            settings.index_dir,
+        )
+        kb.start()
+        if settings.is_development:
+            from firstline.bootstrap import ensure_demo_kb, ensure_dev_accounts
+
+            ensure_dev_accounts(db)
+            ensure_demo_kb(settings, db, kb)
+        client = rasa or RasaClient(
+            settings.rasa_url, settings.rasa_token.get_secret_value(), settings.rasa_output_channel
+        )
+        outbox = OutboxWorker(db, client)
+        outbox.start()
+        app.state.settings, app.state.db, app.state.kb, app.state.outbox = settings, db, kb, outbox
+        try:
+            yield
+        finally:
+            outbox.stop()
+            kb.stop()
+            if rasa is None:
+                client.close()
+            db.dispose()
+
+    app = FastAPI(
+        title="firstline",
+        version=__version__,
+        summary="Knowledge-base search, the human handoff queue and the web pages of firstline.",
+        lifespan=lifespan,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+
+    @app.exception_handler(KnowledgeBaseError)
+    async def _kb_error(_: Request, exc: KnowledgeBaseError) -> JSONResponse:
+        return _error_response(exc)
+
+    @app.exception_handler(HandoffError)
+    async def _handoff_error(_: Request, exc: HandoffError) -> JSONResponse:
+        return _error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default, minus the echoed input: a 1 MB body should not come back.
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.get("/healthz", tags=["service"])
+    def health(request: Request) -> dict[str, object]:
+        """Liveness and whether the knowledge base is ready."""
+        return {"status": "ok", "kb_ready": request.app.state.kb.ready, "version": __version__}
+
+    app.include_router(kb_api.router)
+    app.include_router(handoff_api.router)
+    app.include_router(web.router)
+    web.mount_static(app)
+    return app

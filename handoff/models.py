@@ -1,0 +1,145 @@
+"""Database tables of the human queue: agents, handoffs, messages and the audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from firstline.db import Base, UTCDateTime, utcnow
+
+PRIORITIES = ("urgent", "high", "normal", "low")
+#: Lower sorts first in the queue.
+PRIORITY_RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
+OPEN_STATUSES = ("queued", "assigned")
+ROLES = ("agent", "editor", "admin")
+
+
+class AgentRow(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default="agent")
+    languages: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["en"])
+    status: Mapped[str] = mapped_column(String(16), default="offline")
+    max_concurrent: Mapped[int] = mapped_column(Integer, default=5)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AuthTokenRow(Base):
+    """A login session; only the SHA-256 of the bearer token is stored."""
+
+    __tablename__ = "auth_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class HandoffRow(Base):
+    __tablename__ = "handoffs"
+    __table_args__ = (
+        Index("ix_handoffs_queue", "status", "priority_rank", "created_at"),
+        UniqueConstraint("idempotency_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(String(200), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    priority: Mapped[str] = mapped_column(String(16), default="normal")
+    priority_rank: Mapped[int] = mapped_column(Integer, default=PRIORITY_RANK["normal"])
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    contact: Mapped[str] = mapped_column(String(254), default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    #: What the bot tried: articles with scores, the user's feedback.
+    bot_attempt: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    agent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sla_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolution_note: Mapped[str] = mapped_column(Text, default="")
+    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rating_comment: Mapped[str] = mapped_column(Text, default="")
+    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    agent: Mapped[AgentRow | None] = relationship(lazy="joined")
+    messages: Mapped[list[MessageRow]] = relationship(
+        back_populates="handoff", order_by="MessageRow.id", lazy="selectin"
+    )
+
+
+class MessageRow(Base):
+    __tablename__ = "handoff_messages"
+    __table_args__ = (UniqueConstraint("handoff_id", "client_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # user / bot / agent / system
+    author: Mapped[str] = mapped_column(String(200), default="")
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Set by the sender so that a retried request never stores a message twice.
+    client_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: Agent messages only: "pending" until Rasa accepted it, then "delivered".
+    delivery: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+    handoff: Mapped[HandoffRow] = relationship(back_populates="messages")
+
+
+class AuditRow(Base):
+    """Who did what, when; rows are only ever inserted."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(64))
+    handoff_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class OutboxRow(Base):
+    """An event for the user's chat, kept until Rasa has accepted it.
+
+    Delivered in order per conversation by `handoff.delivery`, retried with backoff,
+    so an agent's reply survives a Rasa restart.
+    """
+
+    __tablename__ = "rasa_outbox"
+    __table_args__ = (Index("ix_rasa_outbox_pending", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(String(200), index=True)
+    handoff_id: Mapped[int] = mapped_column(Integer)
+    message_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    intent: Mapped[str] = mapped_column(String(64))
+    entities: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

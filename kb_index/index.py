@@ -1,0 +1,399 @@
+"""The search index: dense FAISS plus lexical BM25 per language, immutable once built.
+
+An index is built from published articles, searched concurrently, saved as a
+versioned directory with a manifest, and replaced (never mutated) when articles
+change: `SearchIndex.updated` reuses the vectors of unchanged articles, so
+publishing one article re-embeds only that article.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kb_index.corpus import LANGUAGES, Article, corpus_hash
+from kb_index.decision import Calibration, Decision
+from kb_index.embedder import Embedder
+from kb_index.errors import IndexNotReady
+from kb_index.text import analyze
+
+FORMAT_VERSION = 1
+#: Above this many units per language an HNSW graph replaces exact search
+#: (see `make bench`: exact search stays under a few ms up to this size).
+HNSW_MIN_UNITS = 50_000
+PASSAGE_WEIGHT = 0.92
+PASSAGE_WORDS = 80
+#: Units retrieved from FAISS before aggregating per article.
+DENSE_CANDIDATES = 256
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One embedded piece of an article: its title, a question or a body passage."""
+
+    article: int  # position in SearchIndex.articles
+    kind: str  # title / question / passage
+    text: str
+
+
+@dataclass
+class ScoredArticle:
+    article: Article
+    score: float
+    dense: float
+    lexical: float
+
+
+@dataclass
+class SearchResult:
+    query: str
+    language: str
+    decision: Decision
+    confidence: float
+    results: list[ScoredArticle]
+    #: True when no article in the query's language fitted and these are another's.
+    cross_language: bool = False
+    took_ms: float = 0.0
+    index_version: str = ""
+
+
+def passages(body: str, max_words: int = PASSAGE_WORDS) -> list[str]:
+    """Splits a Markdown body into passages of whole paragraphs, about max_words each."""
+    plain = re.sub(r"[*_`#>]|\[([^\]]*)\]\([^)]*\)", lambda m: m.group(1) or "", body)
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", plain) if p.strip()]
+    chunks: list[str] = []
+    current: list[str] = []
+    for paragraph in paragraphs:
+        words = paragraph.split()
+        if current and len(current) + len(words) > max_words:
+            chunks.append(" ".join(current))
+            current = []
+        current.extend(words)
+        while len(current) > max_words * 2:
+            chunks.append(" ".join(current[:max_words]))
+            current = current[max_words:]
+    if current:
+        chunks.append(" ".join(current))
+    return chunks
+
+
+def article_units(article: Article, position: int) -> list[Unit]:
+    units = [Unit(position, "title", article.title)]
+    units += [Unit(position, "question", q) for q in dict.fromkeys(article.questions)]
+    units += [Unit(position, "passage", p) for p in passages(article.body)]
+    return units
+
+
+def lexical_document(article: Article) -> list[str]:
+    # The title and the questions are how users phrase the need: count them twice.
+    head = " ".join([article.title, *article.questions])
+    return analyze(f"{head}\n{head}\n{article.body}", article.language)
+
+
+class _LanguageIndex:
+    """Dense and lexical structures over the articles of one language."""
+
+    def __init__(
+        self,
+        positions: list[int],
+        units: list[Unit],
+        vectors: np.ndarray,
+        documents: list[list[str]],
+    ) -> None:
+        import bm25s
+        import faiss
+
+        self.positions = positions  # article positions, in lexical-document order
+        self.units = units
+        self.unit_article = np.array([u.article for u in units], dtype=np.int64)
+        self.unit_weight = np.array([PASSAGE_WEIGHT if u.kind == "passage" else 1.0 for u in units], dtype=np.float32)
+        dimension = vectors.shape[1]
+        self.dense: Any
+        if len(units) >= HNSW_MIN_UNITS:
+            self.dense = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
+            self.dense.hnsw.efSearch = 128
+        else:
+            self.dense = faiss.IndexFlatIP(dimension)
+        if len(units):
+            self.dense.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self.lexical = bm25s.BM25()
+        self.lexical.index(documents or [[""]], show_progress=False)
+
+    def score(
+        self, query_vector: np.ndarray, terms: list[str], dense_weight: float
+    ) -> dict[int, tuple[float, float, float]]:
+        """Article position → (fused, dense, lexical) for the plausible candidates."""
+        dense: dict[int, float] = {}
+        if self.dense.ntotal:
+            k = min(DENSE_CANDIDATES, self.dense.ntotal)
+            sims, ids = self.dense.search(query_vector, k)
+            for sim, unit in zip(sims[0], ids[0], strict=True):
+                if unit < 0:
+                    continue
+                position = int(self.unit_article[unit])
+                value = float(sim) * float(self.unit_weight[unit])
+                if value > dense.get(position, -1.0):
+                    dense[position] = value
+        lexical: dict[int, float] = {}
+        if terms and self.positions:
+            raw = self.lexical.get_scores(terms)
+            best = float(raw.max()) if len(raw) else 0.0
+            if best > 0:
+                top = np.argsort(-raw)[:DENSE_CANDIDATES]
+                for doc in top:
+                    if raw[doc] <= 0:
+                        break
+                    lexical[self.positions[int(doc)]] = float(raw[doc]) / best
+        floor = min(dense.values(), default=0.0)
+        scored = {}
+        for position in set(dense) | set(lexical):
+            d = dense.get(position, floor)
+            lex = lexical.get(position, 0.0)
+            scored[position] = (dense_weight * d + (1 - dense_weight) * lex, d, lex)
+        return scored
+
+
+@dataclass
+class SearchIndex:
+    """Everything needed to answer a query; treat as immutable and swap whole."""
+
+    articles: list[Article]
+    units: list[Unit]
+    vectors: np.ndarray
+    model: str
+    calibration: Calibration = field(default_factory=Calibration)
+    version: str = ""
+    built_at: float = field(default_factory=time.time)
+    _languages: dict[str, _LanguageIndex] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for language in LANGUAGES:
+            positions = [i for i, a in enumerate(self.articles) if a.language == language]
+            chosen = {p for p in positions}
+            unit_ids = [i for i, u in enumerate(self.units) if u.article in chosen]
+            self._languages[language] = _LanguageIndex(
+                positions,
+                [self.units[i] for i in unit_ids],
+                self.vectors[unit_ids] if unit_ids else np.zeros((0, self.vectors.shape[1]), np.float32),
+                [lexical_document(self.articles[p]) for p in positions],
+            )
+        self.by_id = {a.id: a for a in self.articles}
+        if not self.version:
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.built_at))
+            self.version = f"{stamp}-{self.corpus_hash[:8]}-{secrets.token_hex(2)}"
+
+    @property
+    def corpus_hash(self) -> str:
+        return corpus_hash(self.articles)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.vectors.shape[1])
+
+    # -- building -------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        articles: Iterable[Article],
+        embedder: Embedder,
+        calibration: Calibration | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> SearchIndex:
+        """Builds an index of the published articles, embedding only uncached texts."""
+        published = [a for a in articles if a.status == "published"]
+        published.sort(key=lambda a: a.id)
+        units = [u for i, a in enumerate(published) for u in article_units(a, i)]
+        vectors = embedder.encode([u.text for u in units], progress=progress)
+        if not len(units):
+            vectors = np.zeros((0, embedder.dimension), dtype=np.float32)
+        return cls(published, units, vectors, embedder.model_name, calibration or Calibration())
+
+    def updated(
+        self,
+        changed: Sequence[Article],
+        removed: Iterable[str],
+        embedder: Embedder,
+    ) -> SearchIndex:
+        """A new index with some articles replaced, added or removed.
+
+        Vectors of untouched articles are reused; only the changed ones are embedded.
+        """
+        gone = set(removed) | {a.id for a in changed}
+        keep = [a for a in self.articles if a.id not in gone]
+        new = [a for a in changed if a.status == "published"]
+        vectors_by_text: dict[str, np.ndarray] = {}
+        kept_ids = {a.id for a in keep}
+        for unit, vector in zip(self.units, self.vectors, strict=True):
+            if self.articles[unit.article].id in kept_ids:
+                vectors_by_text.setdefault(unit.text, vector)
+        articles = sorted(keep + new, key=lambda a: a.id)
+        units = [u for i, a in enumerate(articles) for u in article_units(a, i)]
+        missing = [u.text for u in units if u.text not in vectors_by_text]
+        if missing:
+            for text, vector in zip(missing, embedder.encode(missing), strict=True):
+                vectors_by_text[text] = vector
+        vectors = (
+            np.stack([vectors_by_text[u.text] for u in units])
+            if units
+            else np.zeros((0, self.dimension), dtype=np.float32)
+        )
+        return SearchIndex(articles, units, vectors, self.model, self.calibration)
+
+    def with_calibration(self, calibration: Calibration) -> SearchIndex:
+        return SearchIndex(self.articles, self.units, self.vectors, self.model, calibration)
+
+    # -- searching ------------------------------------------------------------
+    def rank(self, query_vector: np.ndarray, query: str, language: str) -> list[ScoredArticle]:
+        """All plausible articles of one language, best first."""
+        calibration = self.calibration.for_language(language)
+        terms = analyze(query, language)
+        scored = self._languages[language].score(query_vector, terms, calibration.dense_weight)
+        ranked = sorted(scored.items(), key=lambda item: -item[1][0])
+        return [ScoredArticle(self.articles[p], fused, dense, lexical) for p, (fused, dense, lexical) in ranked]
+
+    def decide(self, ranked: list[ScoredArticle], language: str) -> tuple[Decision, float]:
+        if not ranked:
+            return "none", 0.0
+        calibration = self.calibration.for_language(language)
+        top = ranked[0]
+        runner_up = ranked[1].score if len(ranked) > 1 else 0.0
+        confidence = calibration.confidence(top.score, top.score - runner_up, top.dense)
+        return calibration.decide(confidence), confidence
+
+    def search(
+        self,
+        query: str,
+        query_vector: np.ndarray,
+        language: str,
+        top_k: int = 5,
+    ) -> SearchResult:
+        """Searches the query's language first, then the others if nothing fits."""
+        if not self.articles:
+            raise IndexNotReady("the knowledge base has no published articles")
+        start = time.perf_counter()
+        ranked = self.rank(query_vector, query, language)
+        decision, confidence = self.decide(ranked, language)
+        cross = False
+        if decision == "none":
+            for other in (lang for lang in LANGUAGES if lang != language):
+                other_ranked = self.rank(query_vector, query, other)
+                other_decision, other_confidence = self.decide(other_ranked, other)
+                if other_decision != "none" and other_confidence > confidence:
+                    ranked, decision, confidence, cross = (
+                        other_ranked, other_decision, other_confidence, True,
+                    )  # fmt: skip
+        took = (time.perf_counter() - start) * 1000
+        return SearchResult(query, language, decision, confidence, ranked[:top_k], cross, took, self.version)
+
+    # -- persistence ----------------------------------------------------------
+    def manifest(self) -> dict[str, Any]:
+        def version_of(package: str) -> str:
+            try:
+                return metadata.version(package)
+            except metadata.PackageNotFoundError:
+                return "not installed"
+
+        return {
+            "format": FORMAT_VERSION,
+            "version": self.version,
+            "model": self.model,
+            "dimension": self.dimension,
+            "corpus_hash": self.corpus_hash,
+            "articles": len(self.articles),
+            "units": len(self.units),
+            "languages": {lang: sum(1 for a in self.articles if a.language == lang) for lang in LANGUAGES},
+            "dense_index": {lang: type(index.dense).__name__ for lang, index in self._languages.items()},
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.built_at)),
+            "libraries": {
+                name: version_of(name)
+                for name in ("faiss-cpu", "bm25s", "sentence-transformers", "torch", "spacy", "PyStemmer")
+            },
+            "calibration": self.calibration.to_dict(),
+        }
+
+    def save(self, root: Path) -> Path:
+        """Writes a new version directory under root and makes it current atomically."""
+        root.mkdir(parents=True, exist_ok=True)
+        target = root / self.version
+        staging = root / f".{self.version}.tmp"
+        staging.mkdir(parents=True, exist_ok=True)
+        np.save(staging / "vectors.npy", self.vectors)
+        (staging / "articles.jsonl").write_text(
+            "".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n" for a in self.articles),
+            encoding="utf-8",
+        )
+        (staging / "units.jsonl").write_text(
+            "".join(json.dumps([u.article, u.kind, u.text], ensure_ascii=False) + "\n" for u in self.units),
+            encoding="utf-8",
+        )
+        # The manifest goes last: a directory without one is incomplete and ignored.
+        (staging / "manifest.json").write_text(json.dumps(self.manifest(), indent=2))
+        if target.exists():
+            import shutil
+
+            shutil.rmtree(target)
+        staging.rename(target)
+        pointer = root / "CURRENT.tmp"
+        pointer.write_text(self.version)
+        pointer.replace(root / "CURRENT")
+        _prune(root, keep=3, current=self.version)
+        return target
+
+    @classmethod
+    def load(cls, root: Path) -> SearchIndex:
+        """Loads the current version under root.
+
+        Raises:
+            IndexNotReady: no index, or its files are missing or corrupt.
+        """
+        pointer = root / "CURRENT"
+        if not pointer.is_file():
+            raise IndexNotReady(f"no index under {root}; run `firstline kb build`")
+        directory = root / pointer.read_text().strip()
+        try:
+            manifest = json.loads((directory / "manifest.json").read_text())
+            if manifest.get("format") != FORMAT_VERSION:
+                raise IndexNotReady(f"index format {manifest.get('format')} is not {FORMAT_VERSION}; rebuild it")
+            vectors = np.load(directory / "vectors.npy")
+            articles = [
+                Article(**json.loads(line))
+                for line in (directory / "articles.jsonl").read_text(encoding="utf-8").splitlines()
+            ]
+            units = [
+                Unit(*json.loads(line)) for line in (directory / "units.jsonl").read_text(encoding="utf-8").splitlines()
+            ]
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise IndexNotReady(f"index at {directory} is unreadable ({exc}); rebuild it") from exc
+        if len(units) != len(vectors) or (len(vectors) and vectors.shape[1] != manifest["dimension"]):
+            raise IndexNotReady(f"index at {directory} is inconsistent; rebuild it")
+        return cls(
+            articles,
+            units,
+            vectors.astype(np.float32, copy=False),
+            manifest["model"],
+            Calibration.from_dict(manifest.get("calibration", {})),
+            version=manifest["version"],
+        )
+
+
+def _prune(root: Path, keep: int, current: str) -> None:
+    """Deletes all but the newest `keep` versions (never the current one)."""
+    import shutil
+
+    versions = sorted(
+        (p for p in root.iterdir() if p.is_dir() and (p / "manifest.json").exists()),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in versions[keep:]:
+        if old.name != current:
+            shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,380 @@
+"""The knowledge base at run time: articles in the database, the live index in memory.
+
+Every change to articles goes through the database; `KnowledgeBase.refresh` compares
+the database with the index being served and swaps in an updated index. The
+service calls it right after its own writes and a watcher thread calls it every
+second, so changes made by another instance or the CLI go live too. Searches
+always use a complete index: the old one until the new one is ready.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from firstline.db import Database, utcnow
+from kb_index.corpus import LANGUAGES, Article, check_article, check_corpus
+from kb_index.decision import Calibration
+from kb_index.embedder import Embedder
+from kb_index.errors import ArticleNotFound, CorpusError, IndexNotReady, QueryError
+from kb_index.index import SearchIndex, SearchResult
+from kb_index.models import ArticleRevisionRow, ArticleRow
+
+logger = logging.getLogger(__name__)
+
+MAX_QUERY_CHARS = 20_000
+#: Longer queries are cut to this before searching; models read ~256 tokens anyway.
+SEARCHED_QUERY_CHARS = 1_000
+
+
+def row_to_article(row: ArticleRow) -> Article:
+    return Article(
+        id=row.id,
+        language=row.language,
+        title=row.title,
+        body=row.body,
+        questions=list(row.questions),
+        tags=list(row.tags),
+        translation_group=row.translation_group,
+        status=row.status,
+    )
+
+
+def clean_query(query: str, language: str) -> str:
+    """Validates a query and returns the text to search.
+
+    Raises:
+        QueryError: empty, too long or an unknown language.
+    """
+    if language not in LANGUAGES:
+        raise QueryError(f"unknown language {language!r}; use one of {', '.join(LANGUAGES)}")
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryError(f"query is longer than {MAX_QUERY_CHARS} characters")
+    text = "".join(c if c.isprintable() else " " for c in query)
+    text = " ".join(text.split())
+    if not text:
+        raise QueryError("query is empty")
+    return text[:SEARCHED_QUERY_CHARS]
+
+
+class KnowledgeBase:
+    """Articles, their revisions and the index that answers questions about them."""
+
+    def __init__(self, db: Database, embedder: Embedder, index_root: Path) -> None:
+        self.db = db
+        self.embedder = embedder
+        self.index_root = index_root
+        self._index: SearchIndex | None = None
+        self._update_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._last_seen: tuple[Any, ...] | None = None
+        self._save_thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------
+    @property
+    def calibration_path(self) -> Path:
+        return self.index_root / "calibration.json"
+
+    def stored_calibration(self) -> Calibration:
+        try:
+            return Calibration.from_dict(json.loads(self.calibration_path.read_text()))
+        except (OSError, ValueError):
+            return Calibration()
+
+    def load_saved(self) -> None:
+        """Serves the index saved on disk, if there is one for this embedding model."""
+        try:
+            index: SearchIndex | None = SearchIndex.load(self.index_root)
+        except IndexNotReady as exc:
+            logger.info("%s", exc)
+            return
+        assert index is not None
+        if index.model != self.embedder.model_name:
+            logger.warning("index was built with %s; rebuilding for %s", index.model, self.embedder.model_name)
+            return
+        with self._update_lock:
+            self._index = index
+
+    def start(self, watch_interval: float | None = 1.0) -> None:
+        """Loads the saved index (or builds one), then keeps it in step with the database."""
+        self.load_saved()
+        self.refresh()
+        self.embedder.encode_query("warm up")  # load the model now, not on a user's first question
+        if watch_interval:
+            self._watcher = threading.Thread(target=self._watch, args=(watch_interval,), name="kb-watcher", daemon=True)
+            self._watcher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        if self._save_thread is not None:
+            self._save_thread.join(timeout=30)
+
+    def _watch(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                with self.db.session() as session:
+                    seen = session.execute(
+                        select(
+                            func.count(ArticleRow.id),
+                            func.max(ArticleRow.updated_at),
+                            func.sum(ArticleRow.revision),
+                        )
+                    ).one()
+                if tuple(seen) != self._last_seen:
+                    self.refresh()
+                    self._last_seen = tuple(seen)
+            except Exception:  # keep serving the last good index whatever happens
+                logger.exception("knowledge-base refresh failed; still serving the previous index")
+
+    @property
+    def index(self) -> SearchIndex:
+        index = self._index
+        if index is None:
+            raise IndexNotReady("the knowledge-base index is not built yet")
+        return index
+
+    @property
+    def ready(self) -> bool:
+        return self._index is not None
+
+    # -- keeping the index in step -------------------------------------------
+    def refresh(self, rebuild: bool = False) -> bool:
+        """Makes the served index match the published articles in the database.
+
+        Returns:
+            True when a new index was swapped in.
+        """
+        with self._update_lock:
+            with self.db.session() as session:
+                rows = session.scalars(select(ArticleRow)).all()
+                articles = {r.id: row_to_article(r) for r in rows}
+            published = {i for i, a in articles.items() if a.status == "published"}
+            index = self._index
+            if index is None or rebuild:
+                new = SearchIndex.build((articles[i] for i in published), self.embedder, self.stored_calibration())
+            else:
+                served = {a.id: a for a in index.articles}
+                changed = [
+                    articles[i]
+                    for i in published
+                    if i not in served or served[i].content_hash() != articles[i].content_hash()
+                ]
+                removed = set(served) - published
+                if not changed and not removed:
+                    return False
+                new = index.updated(changed, removed, self.embedder)
+            self._index = new
+        logger.info("knowledge base now serves %d articles (index %s)", len(new.articles), new.version)
+        self._save_async(new)
+        return True
+
+    def _save_async(self, index: SearchIndex) -> None:
+        previous = self._save_thread
+
+        def save() -> None:
+            if previous is not None:
+                previous.join()
+            if self._index is index:  # a newer one will be saved instead
+                index.save(self.index_root)
+
+        self._save_thread = threading.Thread(target=save, name="kb-save", daemon=True)
+        self._save_thread.start()
+
+    def flush(self) -> None:
+        """Waits until the served index is on disk (for the CLI and tests)."""
+        if self._save_thread is not None:
+            self._save_thread.join()
+
+    def set_calibration(self, calibration: Calibration) -> None:
+        self.index_root.mkdir(parents=True, exist_ok=True)
+        tmp = self.calibration_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(calibration.to_dict(), indent=2))
+        tmp.replace(self.calibration_path)
+        with self._update_lock:
+            self._index = self.index.with_calibration(calibration)
+            index = self._index
+        self._save_async(index)
+
+    # -- searching ------------------------------------------------------------
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
+        vectors = self.embedder.model.encode(
+            texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def search(self, query: str, language: str, top_k: int = 5) -> SearchResult:
+        """Searches the published articles.
+
+        Raises:
+            QueryError: the query or language is invalid.
+            IndexNotReady: nothing to search yet.
+        """
+        text = clean_query(query, language)
+        if not 1 <= top_k <= 50:
+            raise QueryError("top_k must be between 1 and 50")
+        index = self.index
+        start = time.perf_counter()
+        vector = self.embedder.encode_query(text)
+        result = index.search(text, vector, language, top_k)
+        result.took_ms = (time.perf_counter() - start) * 1000
+        return result
+
+    # -- articles ---------------------------------------------------------------
+    def list_articles(self, session: Session) -> list[ArticleRow]:
+        return list(session.scalars(select(ArticleRow).order_by(ArticleRow.language, ArticleRow.id)))
+
+    def get_row(self, session: Session, article_id: str) -> ArticleRow:
+        row = session.get(ArticleRow, article_id)
+        if row is None:
+            raise ArticleNotFound(f"no article {article_id!r}")
+        return row
+
+    def _write(self, session: Session, article: Article, author: str) -> ArticleRow | None:
+        """Stores one article as a new revision; returns None when nothing changed."""
+        row = session.get(ArticleRow, article.id, with_for_update=True)
+        if row is not None and row_to_article(row).content_hash() == article.content_hash():
+            return None
+        if row is None:
+            row = ArticleRow(id=article.id, revision=0)
+            session.add(row)
+        row.language = article.language
+        row.translation_group = article.translation_group
+        row.title = article.title
+        row.body = article.body
+        row.questions = list(article.questions)
+        row.tags = list(article.tags)
+        row.status = article.status
+        row.revision = (row.revision or 0) + 1
+        row.updated_at = utcnow()
+        row.updated_by = author
+        session.flush()  # the article row must exist before its revision refers to it
+        session.add(
+            ArticleRevisionRow(
+                article_id=article.id,
+                revision=row.revision,
+                language=article.language,
+                translation_group=article.translation_group,
+                title=article.title,
+                body=article.body,
+                questions=list(article.questions),
+                tags=list(article.tags),
+                status=article.status,
+                author=author,
+            )
+        )
+        return row
+
+    def _check_groups(self, session: Session, articles: list[Article], replace: bool) -> None:
+        """Cross-article rules against what the database will hold afterwards."""
+        incoming = {a.id for a in articles}
+        others = (
+            [] if replace else [row_to_article(r) for r in session.scalars(select(ArticleRow)) if r.id not in incoming]
+        )
+        for other in others:
+            other.source = f"article {other.id} (stored)"
+        problems = check_corpus([*others, *articles])
+        if problems:
+            raise CorpusError(problems)
+
+    def save_article(self, article: Article, author: str) -> ArticleRow:
+        """Creates or updates one article (draft or published) and refreshes the index.
+
+        Raises:
+            CorpusError: the article is invalid; nothing was stored.
+        """
+        problems = check_article(article)
+        if problems:
+            raise CorpusError(problems)
+        with self.db.session() as session:
+            self._check_groups(session, [article], replace=False)
+            row = self._write(session, article, author) or self.get_row(session, article.id)
+        self.refresh()
+        return row
+
+    def delete_article(self, article_id: str) -> None:
+        with self.db.session() as session:
+            self.get_row(session, article_id)
+            session.execute(delete(ArticleRevisionRow).where(ArticleRevisionRow.article_id == article_id))
+            session.execute(delete(ArticleRow).where(ArticleRow.id == article_id))
+        self.refresh()
+
+    def history(self, session: Session, article_id: str) -> list[ArticleRevisionRow]:
+        self.get_row(session, article_id)
+        return list(
+            session.scalars(
+                select(ArticleRevisionRow)
+                .where(ArticleRevisionRow.article_id == article_id)
+                .order_by(ArticleRevisionRow.revision.desc())
+            )
+        )
+
+    def restore(self, article_id: str, revision: int, author: str) -> ArticleRow:
+        """Makes an old revision current again, as a new revision."""
+        with self.db.session() as session:
+            old = session.scalars(
+                select(ArticleRevisionRow).where(
+                    ArticleRevisionRow.article_id == article_id,
+                    ArticleRevisionRow.revision == revision,
+                )
+            ).first()
+            if old is None:
+                raise ArticleNotFound(f"article {article_id!r} has no revision {revision}")
+            snapshot = old.snapshot()
+        return self.save_article(Article(**snapshot), author)
+
+    def import_articles(
+        self,
+        articles: Iterable[Article],
+        author: str,
+        replace: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, int]:
+        """Stores many articles in one transaction: all of them or, on any problem, none.
+
+        Args:
+            replace: also delete stored articles that are not in `articles`.
+
+        Returns:
+            Counts of created, updated, unchanged and deleted articles.
+        """
+        items = list(articles)
+        problems = [p for a in items for p in check_article(a)]
+        if problems:
+            raise CorpusError(problems)
+        counts = {"created": 0, "updated": 0, "unchanged": 0, "deleted": 0}
+        with self.db.session() as session:
+            self._check_groups(session, items, replace)
+            existing = set(session.scalars(select(ArticleRow.id)))
+            for article in items:
+                row = self._write(session, article, author)
+                if row is None:
+                    counts["unchanged"] += 1
+                else:
+                    counts["created" if article.id not in existing else "updated"] += 1
+                if progress:
+                    progress(1)
+            if replace:
+                stale = existing - {a.id for a in items}
+                if stale:
+                    session.execute(delete(ArticleRevisionRow).where(ArticleRevisionRow.article_id.in_(stale)))
+                    session.execute(delete(ArticleRow).where(ArticleRow.id.in_(stale)))
+                counts["deleted"] = len(stale)
+        return counts
+
+    def all_articles(self) -> list[Article]:
+        with self.db.session() as session:
+            return [row_to_article(r) for r in self.list_articles(session)]

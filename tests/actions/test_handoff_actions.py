@@ -1,0 +1,168 @@
+"""Handoff actions: the transcript that goes to the queue, relaying, rating."""
+
+from __future__ import annotations
+
+import pytest
+
+from actions.handoff import (
+    ActionHandoffClosed,
+    ActionOpenHandoff,
+    ActionRelayAgentMessage,
+    ActionRelayUserMessage,
+    ActionStartHandoff,
+    ActionSubmitRating,
+    ValidateHandoffForm,
+    canonical_priority,
+)
+from tests.actions.support import FakeService, bot_event, run, slots_set, tracker, user_event
+
+CONVERSATION = [
+    user_event("How do I reset my password?", "ask_question", 1_700_000_000.0),
+    bot_event("**Reset a forgotten password**\n\nGo to id.example.com", 1_700_000_001.0),
+    user_event("/not_helpful", "not_helpful", 1_700_000_030.0, metadata={"display_text": "No"}),
+    bot_event("What e-mail address can the Service Desk reach you at?", 1_700_000_031.0),
+]
+
+
+def test_the_handoff_carries_the_whole_transcript(service: FakeService) -> None:
+    service.on("POST", "/api/handoffs", {"id": 7, "queue_position": 2, "agents_online": 1}, status=201)
+    current = tracker(
+        '/inform_priority{"priority": "high"}',
+        intent="inform_priority",
+        events=CONVERSATION,
+        metadata={"display_text": "High"},
+        slots={
+            "language": "en",
+            "contact_email": "maris@example.com",
+            "priority": "high",
+            "issue_summary": "How do I reset my password?",
+            "handoff_key": "k-1",
+            "failed_attempts": 1,
+            "kb_tried": [{"article_id": "password-reset-en", "title": "Reset", "score": 0.8}],
+        },
+    )
+    events, dispatcher = run(ActionOpenHandoff(), current)
+    (sent,) = service.sent("POST", "/api/handoffs")
+    body = sent["json"]
+    assert body["conversation_id"] == "conv-42"
+    assert body["priority"] == "high" and body["contact"] == "maris@example.com"
+    assert body["idempotency_key"] == "k-1"
+    assert body["articles_tried"] == [{"article_id": "password-reset-en", "title": "Reset", "score": 0.8}]
+    assert [(line["role"], line["text"]) for line in body["transcript"]] == [
+        ("user", "How do I reset my password?"),
+        ("bot", "**Reset a forgotten password**\n\nGo to id.example.com"),
+        ("user", "No"),  # what the user saw on the button, not its payload
+        ("bot", "What e-mail address can the Service Desk reach you at?"),
+        ("user", "High"),
+    ]
+    assert body["transcript"][0]["timestamp"] == "2023-11-14T22:13:20+00:00"
+    assert dispatcher.messages[0]["response"] == "utter_handoff_queued"
+    assert dispatcher.messages[0]["position"] == 2
+    slots = slots_set(events)
+    assert slots["handoff_id"] == "7" and slots["handoff_active"] is True
+
+
+def test_no_agent_online_is_said_honestly(service: FakeService) -> None:
+    service.on(
+        "POST", "/api/handoffs",
+        {"id": 8, "queue_position": 1, "agents_online": 0, "next_opening": "2026-11-23T08:00:00+02:00"},
+        status=201,
+    )  # fmt: skip
+    _, dispatcher = run(ActionOpenHandoff(), tracker("x", slots={"contact_email": "a@example.com"}))
+    message = dispatcher.messages[0]
+    assert message["response"] == "utter_handoff_after_hours"
+    assert message["opening"] == "2026-11-23 08:00" and message["contact"] == "a@example.com"
+
+
+def test_service_down_at_handoff_keeps_the_bot_in_charge(service: FakeService) -> None:
+    service.down = True
+    events, dispatcher = run(ActionOpenHandoff(), tracker("x", slots={"contact_email": "a@example.com"}))
+    assert dispatcher.messages[0]["response"] == "utter_handoff_failed"
+    assert "handoff_active" not in slots_set(events)
+
+
+def test_starting_a_handoff_prefills_the_description() -> None:
+    events, dispatcher = run(
+        ActionStartHandoff(), tracker("a person please", intent="request_human", events=CONVERSATION)
+    )
+    assert dispatcher.messages[0]["response"] == "utter_handoff_intro"
+    slots = slots_set(events)
+    assert slots["issue_summary"] == "How do I reset my password?"
+    assert slots["escalate"] is False
+
+
+def test_user_messages_are_relayed_silently(service: FakeService) -> None:
+    service.on("POST", "/api/handoffs/7/user-messages", {"id": 1}, status=201)
+    events, dispatcher = run(
+        ActionRelayUserMessage(),
+        tracker("it still says locked", slots={"handoff_id": "7", "handoff_active": True}),
+    )
+    (sent,) = service.sent("POST", "/api/handoffs/7/user-messages")
+    assert sent["json"]["text"] == "it still says locked"
+    assert sent["json"]["client_id"] == "msg-1"
+    assert dispatcher.messages == [] and events == []
+
+
+def test_a_lost_relay_is_told_to_the_user(service: FakeService) -> None:
+    service.down = True
+    _, dispatcher = run(ActionRelayUserMessage(), tracker("hello?", slots={"handoff_id": "7", "handoff_active": True}))
+    assert dispatcher.messages[0]["response"] == "utter_relay_failed"
+
+
+def test_agent_messages_show_the_agents_name() -> None:
+    current = tracker(
+        "", intent="EXTERNAL_agent_message",
+        entities=[{"entity": "message", "value": "Hi, I reset it."}, {"entity": "agent_name", "value": "Anna"}],
+    )  # fmt: skip
+    _, dispatcher = run(ActionRelayAgentMessage(), current)
+    assert dispatcher.messages[0]["text"] == "Hi, I reset it."
+    assert dispatcher.messages[0]["custom"] == {"kind": "agent", "agent_name": "Anna"}
+
+
+def test_closing_brings_the_bot_back_and_asks_for_a_rating() -> None:
+    current = tracker(
+        "", intent="EXTERNAL_handoff_closed",
+        entities=[{"entity": "agent_name", "value": "Anna"}, {"entity": "handoff_id", "value": "7"}],
+        slots={"handoff_id": "7", "handoff_active": True},
+    )  # fmt: skip
+    events, dispatcher = run(ActionHandoffClosed(), current)
+    assert [m["response"] for m in dispatcher.messages] == ["utter_agent_left", "utter_ask_rating"]
+    slots = slots_set(events)
+    assert slots["handoff_active"] is False and slots["handoff_id"] is None
+    assert slots["last_handoff_id"] == "7" and slots["awaiting"] == "rating"
+
+
+def test_the_rating_is_stored_with_the_handoff(service: FakeService) -> None:
+    service.on("POST", "/api/handoffs/7/rating", {"id": 7, "rating": 4})
+    current = tracker(
+        '/rate{"rating": "4"}', intent="rate", entities=[{"entity": "rating", "value": "4"}],
+        slots={"last_handoff_id": "7"},
+    )  # fmt: skip
+    _, dispatcher = run(ActionSubmitRating(), current)
+    assert service.sent("POST", "/api/handoffs/7/rating")[0]["json"] == {"rating": 4, "comment": ""}
+    assert dispatcher.messages[0]["response"] == "utter_thanks_for_rating"
+
+
+@pytest.mark.parametrize(
+    ("said", "expected"),
+    [
+        ("urgent", "urgent"), ("not urgent", "low"), ("It's quite urgent", "high"), ("normāla", "normal"),
+        ("не срочно", "low"), ("срочно!", "urgent"), ("3", "high"), ("purple", None),
+    ],
+)  # fmt: skip
+def test_urgency_words_in_three_languages(said: str, expected: str) -> None:
+    assert canonical_priority(said) == expected
+
+
+def test_an_invalid_email_is_asked_again() -> None:
+    form = ValidateHandoffForm()
+    from rasa_sdk.executor import CollectingDispatcher
+
+    dispatcher = CollectingDispatcher()
+    current = tracker("my mail is maris at example")
+    assert form.validate_contact_email("my mail is maris at example", dispatcher, current, {}) == {
+        "contact_email": None
+    }
+    assert dispatcher.messages[0]["response"] == "utter_invalid_email"
+    ok = form.validate_contact_email("sure, it's Maris.Ozols@example.lv thanks", CollectingDispatcher(), current, {})
+    assert ok == {"contact_email": "Maris.Ozols@example.lv"}
