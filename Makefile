@@ -70,7 +70,7 @@ test-app:
 
 test-bot:
 	$(BOT)/pytest tests/actions
-	$(BOT)/rasa test core --stories tests/bot --model $(MODEL) --fail-on-prediction-errors --out results
+	$(BOT)/rasa test --stories tests/bot --nlu tests/bot/nlu_holdout.yml --model $(MODEL) --fail-on-prediction-errors --out results
 
 bench: install model kb ## Print the benchmark tables
 	$(APP)/python -m benchmarks
