@@ -19,7 +19,7 @@ export TRANSFORMERS_VERBOSITY := error
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export FIRSTLINE_DATA_DIR := $(DATA_DIR)
 
-.PHONY: help install run serve test test-app test-bot bench lint responses clean
+.PHONY: help install run serve test test-app test-bot bench lint clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -70,18 +70,15 @@ test-app:
 
 test-bot:
 	$(BOT)/pytest tests/actions
-	$(BOT)/rasa test --stories tests/bot --nlu tests/bot/nlu_holdout.yml --model $(MODEL) --fail-on-prediction-errors --out results
+	$(BOT)/rasa test --stories tests/bot --nlu tests/bot/nlu_holdout.yml --domain bot/domain --model $(MODEL) --fail-on-prediction-errors --out results
 
 bench: install model kb ## Print the benchmark tables
 	$(APP)/python -m benchmarks
 
 lint: $(APP)/.installed ## ruff and mypy
-	$(APP)/ruff check firstline kb_index handoff tests benchmarks
-	$(APP)/ruff format --check firstline kb_index handoff tests benchmarks
+	$(APP)/ruff check firstline kb_index handoff actions bot tests benchmarks
+	$(APP)/ruff format --check firstline kb_index handoff actions bot tests benchmarks
 	$(APP)/mypy
-
-responses: $(APP)/.installed ## Regenerate bot/domain/responses.yml from scripts/gen_responses.py
-	$(APP)/python scripts/gen_responses.py > bot/domain/responses.yml
 
 clean: ## Delete the environments, models and data (your articles and handoffs too)
 	rm -rf .venv .venv-bot node_modules models data results

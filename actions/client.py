@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import httpx
 
@@ -28,7 +28,7 @@ class FirstlineClient:
         self,
         base_url: str,
         token: str,
-        transport: Optional[httpx.AsyncBaseTransport] = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self._client = httpx.AsyncClient(
@@ -55,20 +55,20 @@ class FirstlineClient:
             return None
         return response.json()
 
-    async def search(self, query: str, language: str, conversation_id: str) -> Dict[str, Any]:
+    async def search(self, query: str, language: str, conversation_id: str) -> dict[str, Any]:
         return await self._request(
             "GET",
             "/api/kb/search",
             params={"q": query, "lang": language, "top_k": 3, "conversation_id": conversation_id},
         )
 
-    async def article(self, article_id: str) -> Dict[str, Any]:
+    async def article(self, article_id: str) -> dict[str, Any]:
         return await self._request("GET", f"/api/kb/published/{article_id}")
 
     async def feedback(self, query_id: int, outcome: str) -> None:
         await self._request("POST", "/api/kb/feedback", json={"query_id": query_id, "outcome": outcome})
 
-    async def create_handoff(self, payload: Dict[str, Any]) -> Dict[str, Any]:
+    async def create_handoff(self, payload: dict[str, Any]) -> dict[str, Any]:
         return await self._request("POST", "/api/handoffs", json=payload)
 
     async def user_message(self, handoff_id: str, text: str, client_id: str, timestamp: float) -> None:
@@ -82,7 +82,7 @@ class FirstlineClient:
         await self._request("POST", f"/api/handoffs/{handoff_id}/rating", json={"rating": rating, "comment": comment})
 
 
-_client: Optional[FirstlineClient] = None
+_client: FirstlineClient | None = None
 
 
 def get_client() -> FirstlineClient:
@@ -96,10 +96,10 @@ def get_client() -> FirstlineClient:
     return _client
 
 
-def set_client(client: Optional[FirstlineClient]) -> None:
+def set_client(client: FirstlineClient | None) -> None:
     """Replaces the shared client (tests pass one built on an httpx.MockTransport)."""
     global _client
     _client = client
 
 
-__all__: List[str] = ["FirstlineClient", "Rejected", "ServiceUnavailable", "get_client", "set_client"]
+__all__: list[str] = ["FirstlineClient", "Rejected", "ServiceUnavailable", "get_client", "set_client"]

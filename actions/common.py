@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Tracker
 
 LANGUAGES = ("en", "lv", "ru")
 
 #: Labels of buttons that actions build on the fly; fixed texts live in the domain.
-LABELS: Dict[str, Dict[str, str]] = {
+LABELS: dict[str, dict[str, str]] = {
     "none_of_these": {"en": "None of these", "lv": "Neviens no šiem", "ru": "Ничего из этого"},
     "talk_to_person": {"en": "Talk to a person", "lv": "Runāt ar cilvēku", "ru": "Связаться с человеком"},
 }
@@ -25,7 +25,7 @@ def label(name: str, language: str) -> str:
     return LABELS[name].get(language, LABELS[name]["en"])
 
 
-def user_text(event: Dict[str, Any]) -> Optional[Text]:
+def user_text(event: dict[str, Any]) -> str | None:
     """What the user saw themselves send: a button's title rather than its payload."""
     text = event.get("text") or ""
     metadata = event.get("metadata") or {}
@@ -40,14 +40,14 @@ def user_text(event: Dict[str, Any]) -> Optional[Text]:
     return text or None
 
 
-def iso(timestamp: Optional[float]) -> str:
+def iso(timestamp: float | None) -> str:
     moment = datetime.fromtimestamp(timestamp or 0, tz=timezone.utc)
     return moment.isoformat()
 
 
-def transcript(tracker: Tracker) -> List[Dict[str, str]]:
+def transcript(tracker: Tracker) -> list[dict[str, str]]:
     """Every user and bot turn of the conversation so far, with timestamps."""
-    lines: List[Dict[str, str]] = []
+    lines: list[dict[str, str]] = []
     for event in tracker.events:
         kind = event.get("event")
         if kind == "user":
@@ -61,7 +61,7 @@ def transcript(tracker: Tracker) -> List[Dict[str, str]]:
     return lines
 
 
-def last_user_question(tracker: Tracker) -> Optional[Text]:
+def last_user_question(tracker: Tracker) -> str | None:
     """The newest user message that was a real question rather than a button or a yes/no."""
     for event in reversed(tracker.events):
         if event.get("event") != "user":

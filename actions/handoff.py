@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from datetime import datetime
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -16,7 +17,7 @@ from actions.client import Rejected, ServiceUnavailable, get_client
 from actions.common import language_of, last_user_question, transcript, user_text
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-PRIORITY_WORDS: Dict[str, List[str]] = {
+PRIORITY_WORDS: dict[str, list[str]] = {
     "urgent": [
         "urgent",
         "asap",
@@ -71,14 +72,14 @@ PRIORITY_WORDS: Dict[str, List[str]] = {
 }
 
 
-def _entity(tracker: Tracker, name: str) -> Optional[Any]:
+def _entity(tracker: Tracker, name: str) -> Any | None:
     for entity in tracker.latest_message.get("entities") or []:
         if entity.get("entity") == name:
             return entity.get("value")
     return None
 
 
-def canonical_priority(value: Any) -> Optional[str]:
+def canonical_priority(value: Any) -> str | None:
     """Maps what the user said or pressed to low / normal / high / urgent."""
     if not isinstance(value, str):
         return None
@@ -96,10 +97,10 @@ def canonical_priority(value: Any) -> Optional[str]:
 class ActionStartHandoff(Action):
     """Explains what happens next and prefills the description; a rule then runs the form."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_start_handoff"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         summary = tracker.get_slot("kb_query") or last_user_question(tracker) or ""
         dispatcher.utter_message(response="utter_handoff_intro")
         return [
@@ -110,12 +111,12 @@ class ActionStartHandoff(Action):
 
 
 class ValidateHandoffForm(FormValidationAction):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "validate_handoff_form"
 
     def validate_contact_email(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> dict[str, Any]:
         if value is None:
             return {"contact_email": None}
         found = EMAIL.search(str(_entity(tracker, "email") or value))
@@ -126,7 +127,7 @@ class ValidateHandoffForm(FormValidationAction):
 
     def validate_priority(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> dict[str, Any]:
         if value is None:
             return {"priority": None}
         priority = canonical_priority(_entity(tracker, "priority")) or canonical_priority(value)
@@ -138,10 +139,10 @@ class ValidateHandoffForm(FormValidationAction):
 class ActionOpenHandoff(Action):
     """Opens the handoff in the firstline service with the whole transcript."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_open_handoff"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         contact = tracker.get_slot("contact_email") or ""
         payload = {
             "conversation_id": tracker.sender_id,
@@ -198,10 +199,10 @@ def _feedback_summary(tracker: Tracker) -> str:
 class ActionRelayUserMessage(Action):
     """While handed off: append what the user wrote to the handoff, say nothing."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_relay_user_message"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         latest = tracker.latest_message
         event = {"text": latest.get("text"), "metadata": latest.get("metadata"), "parse_data": latest}
         text = user_text(event)
@@ -225,10 +226,10 @@ class ActionRelayUserMessage(Action):
 class ActionRelayAgentMessage(Action):
     """An agent's reply, pushed by the service through trigger_intent."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_relay_agent_message"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         text = _entity(tracker, "message")
         if not text:
             return []
@@ -238,10 +239,10 @@ class ActionRelayAgentMessage(Action):
 
 
 class ActionAgentJoined(Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_agent_joined"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         agent = _entity(tracker, "agent_name") or ""
         dispatcher.utter_message(
             response="utter_agent_joined",
@@ -251,13 +252,29 @@ class ActionAgentJoined(Action):
         return [SlotSet("agent_name", agent)]
 
 
+class ActionAgentReleased(Action):
+    """The agent put the conversation back in the queue; it stays with the humans."""
+
+    def name(self) -> str:
+        return "action_agent_released"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        agent = _entity(tracker, "agent_name") or tracker.get_slot("agent_name") or ""
+        dispatcher.utter_message(
+            response="utter_agent_released",
+            agent_name=agent,
+            json_message={"kind": "agent_released", "agent_name": agent},
+        )
+        return [SlotSet("agent_name", None)]
+
+
 class ActionHandoffClosed(Action):
     """The agent closed the handoff: the bot is back and asks for a rating."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_handoff_closed"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         agent = _entity(tracker, "agent_name") or tracker.get_slot("agent_name") or ""
         closed = str(_entity(tracker, "handoff_id") or tracker.get_slot("handoff_id") or "")
         dispatcher.utter_message(
@@ -277,10 +294,10 @@ class ActionHandoffClosed(Action):
 
 
 class ActionSubmitRating(Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_submit_rating"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         raw = _entity(tracker, "rating") or tracker.latest_message.get("text") or ""
         digits = re.findall(r"[1-5]", str(raw))
         handoff_id = tracker.get_slot("last_handoff_id")
@@ -289,9 +306,8 @@ class ActionSubmitRating(Action):
             return []
         rating = int(digits[0])
         if handoff_id:
-            try:
+            # The thanks stays honest: the rating is not what the user waits for.
+            with contextlib.suppress(ServiceUnavailable, Rejected):
                 await get_client().rate(handoff_id, rating)
-            except (ServiceUnavailable, Rejected):
-                pass  # the thanks stays honest: the rating is not what the user waits for
         dispatcher.utter_message(response="utter_thanks_for_rating")
         return [SlotSet("awaiting", None), SlotSet("rating", str(rating))]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -15,7 +16,7 @@ from actions.common import label, language_of
 MAX_TRIED = 10
 
 
-def _article_message(result: Dict[str, Any]) -> Dict[str, Any]:
+def _article_message(result: dict[str, Any]) -> dict[str, Any]:
     return {
         "text": f"**{result['title']}**\n\n{result['body']}",
         "json_message": {
@@ -26,7 +27,7 @@ def _article_message(result: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def _suggestion_buttons(suggestions: List[Dict[str, Any]], language: str) -> List[Dict[str, str]]:
+def _suggestion_buttons(suggestions: list[dict[str, Any]], language: str) -> list[dict[str, str]]:
     buttons = [
         {
             "title": s["title"],
@@ -38,7 +39,7 @@ def _suggestion_buttons(suggestions: List[Dict[str, Any]], language: str) -> Lis
     return buttons
 
 
-def _tried(tracker: Tracker, results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def _tried(tracker: Tracker, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     tried = list(tracker.get_slot("kb_tried") or [])
     seen = {t.get("article_id") for t in tried}
     for r in results:
@@ -51,17 +52,16 @@ async def _feedback(tracker: Tracker, outcome: str) -> None:
     query_id = tracker.get_slot("kb_query_id")
     if query_id is None:
         return
-    try:
+    # Feedback is for reports; the conversation goes on without it.
+    with contextlib.suppress(ServiceUnavailable, Rejected, ValueError):
         await get_client().feedback(int(query_id), outcome)
-    except (ServiceUnavailable, Rejected, ValueError):
-        pass  # feedback is for reports; the conversation goes on without it
 
 
 class ActionAnswerFromKb(Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_answer_from_kb"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         query = (tracker.latest_message.get("text") or "").strip()
         language = language_of(tracker)
         if not query or query.startswith("/"):
@@ -79,7 +79,7 @@ class ActionAnswerFromKb(Action):
             dispatcher.utter_message(response="utter_ask_rephrase")
             return []
         results = found.get("results") or []
-        events: List[EventType] = [
+        events: list[EventType] = [
             SlotSet("kb_query", query[:1000]),
             SlotSet("kb_query_id", found.get("query_id")),
             SlotSet("kb_tried", _tried(tracker, results[:3] if found["decision"] != "none" else [])),
@@ -91,25 +91,25 @@ class ActionAnswerFromKb(Action):
                 dispatcher.utter_message(response="utter_other_language_answer")
             dispatcher.utter_message(**_article_message(top))
             dispatcher.utter_message(response="utter_ask_feedback")
-            return events + [
+            return [
+                *events,
                 SlotSet("kb_article_id", top["article_id"]),
-                SlotSet(
-                    "kb_suggestions",
-                    [{"article_id": r["article_id"], "title": r["title"]} for r in results[1:3]],
-                ),
+                SlotSet("kb_suggestions", [{"article_id": r["article_id"], "title": r["title"]} for r in results[1:3]]),
                 SlotSet("awaiting", "feedback"),
             ]
         if decision == "clarify" and results:
             suggestions = [{"article_id": r["article_id"], "title": r["title"]} for r in results[:3]]
             dispatcher.utter_message(response="utter_clarify", buttons=_suggestion_buttons(suggestions, language))
-            return events + [
+            return [
+                *events,
                 SlotSet("kb_article_id", None),
                 SlotSet("kb_suggestions", suggestions),
                 SlotSet("awaiting", "clarify"),
             ]
         failed = (tracker.get_slot("failed_attempts") or 0) + 1
         dispatcher.utter_message(response="utter_no_answer")
-        return events + [
+        return [
+            *events,
             SlotSet("kb_article_id", None),
             SlotSet("kb_suggestions", []),
             SlotSet("failed_attempts", failed),
@@ -120,10 +120,10 @@ class ActionAnswerFromKb(Action):
 class ActionShowArticle(Action):
     """The user picked one of the suggested articles."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_show_article"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         article_id = next(
             (
                 str(e.get("value"))
@@ -156,12 +156,12 @@ class ActionFeedback(Action):
     When the answer is a handoff it sets ``escalate``, and a rule starts the handoff.
     """
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_feedback"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         intent = (tracker.latest_message.get("intent") or {}).get("name")
-        awaiting: Optional[str] = tracker.get_slot("awaiting")
+        awaiting: str | None = tracker.get_slot("awaiting")
         language = language_of(tracker)
         if intent == "affirm":
             if awaiting == "feedback":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any, Optional
+from typing import Any
 
 LANGUAGES = ("en", "lv", "ru")
 MIN_WORDS = 3
@@ -39,7 +39,7 @@ def _code(language: Any) -> str:
     return {"ENGLISH": "en", "LATVIAN": "lv", "RUSSIAN": "ru"}[language.name]
 
 
-def detect(text: str, current: Optional[str]) -> str:
+def detect(text: str, current: str | None) -> str:
     """The language to answer in.
 
     Args:

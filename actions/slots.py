@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Text
+from typing import Any
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -17,7 +17,7 @@ class ValidateSlotMappings(ValidationAction):
 
     async def extract_language(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> dict[str, Any]:
         latest = tracker.latest_message
         intent = (latest.get("intent") or {}).get("name") or ""
         if intent.startswith("EXTERNAL_"):

@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Values that are fine on a developer's machine and refused in production.
@@ -46,14 +46,30 @@ class Settings(BaseSettings):
     public_socket_url: str = "http://127.0.0.1:5005"
 
     # Handoff queue
+    #: Minutes until the first response is due, per priority.
     sla_minutes: dict[str, int] = {"urgent": 15, "high": 60, "normal": 240, "low": 1440}
     business_hours: str = "Mon-Fri 08:00-18:00"
     timezone: str = "Europe/Riga"
+    #: Delete transcripts and contacts of handoffs closed more than this many days ago (0: keep).
+    retention_days: int = 0
+
+    # A ticketing system's webhook, told of every created and closed handoff
+    webhook_url: str = ""
+    webhook_secret: SecretStr = SecretStr("dev-webhook-secret")
+
+    # Requests per minute per client address
+    login_rate_limit: int = 10
+    public_rate_limit: int = 120
+
+    @field_validator("demo_corpus_dir", "demo_eval_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _check_default_secrets(self) -> Settings:
         if self.environment == "production":
-            for name in ("service_token", "rasa_token"):
+            for name in ("service_token", "rasa_token", *(("webhook_secret",) if self.webhook_url else ())):
                 value = getattr(self, name).get_secret_value()
                 if value in DEVELOPMENT_SECRETS or len(value) < 16:
                     raise ValueError(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from firstline.config import Settings
-from firstline.db import Database
+from firstline.db import Database, utcnow
 from handoff import auth
 from handoff.delivery import OutboxWorker
 from handoff.errors import AuthError, Forbidden
@@ -17,6 +18,8 @@ from handoff.models import AgentRow
 from kb_index.service import KnowledgeBase
 
 SESSION_COOKIE = "firstline_session"
+#: How often a request refreshes an agent's last-seen time (at most one write a minute).
+PRESENCE_RESOLUTION = timedelta(minutes=1)
 
 
 def get_settings(request: Request) -> Settings:
@@ -80,7 +83,11 @@ def current_agent(request: Request, db: DatabaseDep) -> AgentRow:
     if token is None:
         raise AuthError("log in first: POST /api/auth/login")
     with db.session() as session:
-        return auth.agent_for_token(session, token)
+        agent = auth.agent_for_token(session, token)
+        now = utcnow()
+        if agent.last_seen_at is None or now - agent.last_seen_at > PRESENCE_RESOLUTION:
+            agent.last_seen_at = now  # presence: "online" goes stale without activity
+        return agent
 
 
 def require_role(*roles: str) -> Callable[[AgentRow], AgentRow]:

@@ -14,9 +14,12 @@ from fastapi.responses import JSONResponse
 from firstline import __version__, web
 from firstline.config import Settings
 from firstline.db import Database, migrate
+from firstline.guards import RateLimiter, RateLimitMiddleware, RejectNulMiddleware
 from handoff import api as handoff_api
-from handoff.delivery import OutboxWorker, RasaClient
+from handoff.delivery import OutboxWorker, RasaClient, WebhookClient
 from handoff.errors import AuthError, Conflict, Forbidden, HandoffError, NotFound
+from handoff.events import EventBus, LiveEvents
+from handoff.retention import RetentionJob
 from kb_index import api as kb_api
 from kb_index.embedder import Embedder
 from kb_index.errors import (
@@ -55,6 +58,7 @@ def create_app(
     settings: Settings | None = None,
     *,
     rasa: RasaClient | None = None,
+    webhook: WebhookClient | None = None,
     embedder: Embedder | None = None,
 ) -> FastAPI:
     """The firstline service.
@@ -62,6 +66,7 @@ def create_app(
     Args:
         settings: defaults to reading FIRSTLINE_* from the environment.
         rasa: the client that delivers agent messages; tests pass one with a fake transport.
+        webhook: the ticketing-system client (default: from FIRSTLINE_WEBHOOK_URL).
         embedder: share one loaded model between apps (tests).
     """
     settings = settings or Settings()
@@ -71,6 +76,9 @@ def create_app(
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.sqlalchemy_url)
         migrate(db.engine)
+        bus = EventBus()
+        live = LiveEvents(db, bus, _libpq_dsn(db) if db.is_postgres else None)
+        live.start()
         kb = KnowledgeBase(
             db,
             embedder or Embedder(settings.embedding_model, settings.data_dir / "embedding-cache.sqlite"),
@@ -82,19 +90,30 @@ def create_app(
 
             ensure_dev_accounts(db)
             ensure_demo_kb(settings, db, kb)
-        client = rasa or RasaClient(
+        chat = rasa or RasaClient(
             settings.rasa_url, settings.rasa_token.get_secret_value(), settings.rasa_output_channel
         )
-        outbox = OutboxWorker(db, client)
+        hook = webhook or (
+            WebhookClient(settings.webhook_url, settings.webhook_secret.get_secret_value())
+            if settings.webhook_url
+            else None
+        )
+        outbox = OutboxWorker(db, chat, hook)
         outbox.start()
-        app.state.settings, app.state.db, app.state.kb, app.state.outbox = settings, db, kb, outbox
+        retention = RetentionJob(db, settings.retention_days)
+        retention.start()
+        app.state.settings, app.state.db, app.state.kb, app.state.outbox, app.state.bus = settings, db, kb, outbox, bus
         try:
             yield
         finally:
+            retention.stop()
             outbox.stop()
+            live.stop()
             kb.stop()
             if rasa is None:
-                client.close()
+                chat.close()
+            if hook is not None and webhook is None:
+                hook.close()
             db.dispose()
 
     app = FastAPI(
@@ -102,6 +121,16 @@ def create_app(
         version=__version__,
         summary="Knowledge-base search, the human handoff queue and the web pages of firstline.",
         lifespan=lifespan,
+    )
+    app.add_middleware(RejectNulMiddleware)
+    app.add_middleware(
+        RateLimitMiddleware,
+        rules=[
+            ("POST", "/api/auth/login", RateLimiter(settings.login_rate_limit)),
+            ("GET", "/api/kb/search", RateLimiter(settings.public_rate_limit)),
+            ("GET", "/api/kb/published/", RateLimiter(settings.public_rate_limit)),
+        ],
+        service_token=settings.service_token.get_secret_value(),
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -135,6 +164,12 @@ def create_app(
 
     app.include_router(kb_api.router)
     app.include_router(handoff_api.router)
+    app.include_router(handoff_api.prometheus_router)
     app.include_router(web.router)
     web.mount_static(app)
     return app
+
+
+def _libpq_dsn(db: Database) -> str:
+    """The engine's URL as libpq understands it (for the LISTEN connection)."""
+    return db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from firstline.db import utcnow
@@ -20,15 +25,20 @@ from firstline.deps import (
     SessionDep,
     SettingsDep,
     bearer_token,
+    is_service,
 )
-from handoff import auth, queue
+from firstline.errors import documented
+from handoff import auth, metrics, queue
+from handoff.errors import AuthError, NotFound
+from handoff.events import EventBus
 from handoff.hours import next_opening
-from handoff.models import AgentRow, HandoffRow
+from handoff.models import AgentRow, AuditRow, HandoffRow, OutboxRow
 from handoff.schemas import (
     AgentCreate,
     AgentMessageIn,
     AgentOut,
     AgentRef,
+    AgentRefStatus,
     CloseIn,
     HandoffCreate,
     HandoffCreated,
@@ -40,10 +50,14 @@ from handoff.schemas import (
     MessageOut,
     RatingIn,
     StatusIn,
+    TransferIn,
     UserMessageIn,
 )
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", responses=documented(401, 403, 404, 409, 422, 429))
+KEEPALIVE_SECONDS = 15.0
+HandoffId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+RowPath = Annotated[int, Path(ge=1, le=2_147_483_647)]
 
 
 def agent_out(agent: AgentRow) -> AgentOut:
@@ -161,7 +175,7 @@ def create_handoff(
     body: HandoffCreate, response: Response, session: SessionDep, settings: SettingsDep
 ) -> HandoffCreated:
     """Open a handoff with the conversation's transcript (idempotent)."""
-    handoff, created = queue.create_handoff(session, body, settings.sla_minutes)
+    handoff, created = queue.create_handoff(session, body, settings.sla_minutes, webhooks=bool(settings.webhook_url))
     if not created:
         response.status_code = status.HTTP_200_OK
     session.flush()
@@ -180,8 +194,9 @@ def create_handoff(
     status_code=201,
     dependencies=[ServiceCaller],
     tags=["handoffs"],
+    responses={200: {"model": MessageOut, "description": "This client_id was stored before; the stored message"}},
 )
-def add_user_message(handoff_id: int, body: UserMessageIn, response: Response, session: SessionDep) -> MessageOut:
+def add_user_message(handoff_id: HandoffId, body: UserMessageIn, response: Response, session: SessionDep) -> MessageOut:
     """Append what the user wrote while the conversation is with an agent."""
     message, created = queue.user_message(session, handoff_id, body.text, body.client_id, body.timestamp)
     if not created:
@@ -195,7 +210,7 @@ def add_user_message(handoff_id: int, body: UserMessageIn, response: Response, s
     dependencies=[ServiceCaller],
     tags=["handoffs"],
 )
-def rate_handoff(handoff_id: int, body: RatingIn, session: SessionDep) -> HandoffOut:
+def rate_handoff(handoff_id: HandoffId, body: RatingIn, session: SessionDep) -> HandoffOut:
     """Store the user's 1–5 satisfaction rating after the handoff was closed."""
     return handoff_out(session, queue.rate(session, handoff_id, body.rating, body.comment))
 
@@ -216,13 +231,13 @@ def list_handoffs(
 
 
 @router.get("/handoffs/{handoff_id}", response_model=HandoffDetail, tags=["handoffs"])
-def get_handoff(handoff_id: int, session: SessionDep, agent: CurrentAgent) -> HandoffDetail:
+def get_handoff(handoff_id: HandoffId, session: SessionDep, agent: CurrentAgent) -> HandoffDetail:
     """One handoff with its whole transcript."""
     return handoff_detail(session, queue.get_handoff(session, handoff_id))
 
 
 @router.post("/handoffs/{handoff_id}/claim", response_model=HandoffDetail, tags=["handoffs"])
-def claim(handoff_id: int, session: SessionDep, agent: CurrentAgent, outbox: OutboxDep) -> HandoffDetail:
+def claim(handoff_id: HandoffId, session: SessionDep, agent: CurrentAgent, outbox: OutboxDep) -> HandoffDetail:
     """Take a queued handoff; exactly one agent wins, the others get 409."""
     handoff = queue.claim(session, handoff_id, agent)
     session.commit()
@@ -248,7 +263,7 @@ def take_next(session: SessionDep, agent: CurrentAgent, outbox: OutboxDep, db: D
 
 @router.post("/handoffs/{handoff_id}/messages", response_model=MessageOut, status_code=201, tags=["handoffs"])
 def agent_message(
-    handoff_id: int, body: AgentMessageIn, session: SessionDep, agent: CurrentAgent, outbox: OutboxDep
+    handoff_id: HandoffId, body: AgentMessageIn, session: SessionDep, agent: CurrentAgent, outbox: OutboxDep
 ) -> MessageOut:
     """Reply to the user; the text reaches their chat through Rasa."""
     message = queue.agent_message(session, handoff_id, agent, body.text)
@@ -258,9 +273,202 @@ def agent_message(
 
 
 @router.post("/handoffs/{handoff_id}/close", response_model=HandoffOut, tags=["handoffs"])
-def close(handoff_id: int, body: CloseIn, session: SessionDep, agent: CurrentAgent, outbox: OutboxDep) -> HandoffOut:
+def close(
+    handoff_id: HandoffId,
+    body: CloseIn,
+    session: SessionDep,
+    agent: CurrentAgent,
+    outbox: OutboxDep,
+    settings: SettingsDep,
+) -> HandoffOut:
     """Close with a resolution note; the bot takes over and asks the user for a rating."""
-    handoff = queue.close(session, handoff_id, agent, body.note)
+    handoff = queue.close(session, handoff_id, agent, body.note, webhooks=bool(settings.webhook_url))
     session.commit()
     outbox.wake()
     return handoff_out(session, handoff)
+
+
+@router.post("/handoffs/{handoff_id}/transfer", response_model=HandoffOut, tags=["handoffs"])
+def transfer(
+    handoff_id: HandoffId, body: TransferIn, session: SessionDep, agent: CurrentAgent, outbox: OutboxDep
+) -> HandoffOut:
+    """Hand the conversation to another agent; the user is told who joined."""
+    target = session.get(AgentRow, body.agent_id)
+    if target is None:
+        raise NotFound(f"no agent {body.agent_id}")
+    handoff = queue.transfer(session, handoff_id, agent, target, body.note)
+    session.commit()
+    outbox.wake()
+    return handoff_out(session, handoff)
+
+
+@router.post("/handoffs/{handoff_id}/release", response_model=HandoffOut, tags=["handoffs"])
+def release(handoff_id: HandoffId, session: SessionDep, agent: CurrentAgent, outbox: OutboxDep) -> HandoffOut:
+    """Put the conversation back in the queue for another agent."""
+    handoff = queue.release(session, handoff_id, agent)
+    session.commit()
+    outbox.wake()
+    return handoff_out(session, handoff)
+
+
+@router.get(
+    "/handoffs/{handoff_id}/transcript",
+    tags=["handoffs"],
+    responses={200: {"content": {"application/json": {}, "text/plain": {}}}},
+)
+def transcript(
+    handoff_id: HandoffId,
+    session: SessionDep,
+    agent: CurrentAgent,
+    format: Annotated[Literal["json", "text"], Query()] = "json",
+) -> Response:
+    """The conversation as JSON, or as readable text for a ticket or an e-mail."""
+    detail = handoff_detail(session, queue.get_handoff(session, handoff_id))
+    if format == "json":
+        return Response(detail.model_dump_json(indent=2), media_type="application/json")
+    lines = [
+        f"Handoff {detail.id} - {detail.status}, {detail.priority} priority, language {detail.language}",
+        f"Contact: {detail.contact or '-'}",
+        f"Summary: {detail.summary or '-'}",
+        f"Opened: {detail.created_at:%Y-%m-%d %H:%M} UTC"
+        + (f", closed {detail.closed_at:%Y-%m-%d %H:%M} UTC: {detail.resolution_note}" if detail.closed_at else ""),
+        "",
+    ]
+    for message in detail.messages:
+        who = {"user": "User", "bot": "Bot", "system": "System"}.get(message.role, message.author or "Agent")
+        lines.append(f"[{message.created_at:%Y-%m-%d %H:%M:%S}] {who}: {message.text}")
+    return Response(
+        "\n".join(lines) + "\n",
+        media_type="text/plain; charset=utf-8",
+        headers={"Content-Disposition": f'inline; filename="handoff-{detail.id}.txt"'},
+    )
+
+
+@router.get("/agents", response_model=list[AgentRefStatus], tags=["agents"])
+def list_agents(session: SessionDep, agent: AnyStaff) -> list[AgentRefStatus]:
+    """Everyone who can take conversations, for transfers."""
+    rows = session.scalars(
+        select(AgentRow).where(AgentRow.active.is_(True), AgentRow.role.in_(("agent", "admin"))).order_by(AgentRow.name)
+    )
+    return [AgentRefStatus(id=a.id, name=a.name, status=a.status, languages=list(a.languages)) for a in rows]
+
+
+@router.get("/metrics", tags=["metrics"])
+def metrics_json(
+    session: SessionDep, agent: AnyStaff, days: Annotated[int, Query(ge=1, le=366)] = 30
+) -> dict[str, Any]:
+    """Queue length, waits, response and resolution times, SLA breaches, CSAT, bot resolution."""
+    return metrics.compute(session, days)
+
+
+@router.get("/audit", tags=["admin"])
+def audit_log(
+    session: SessionDep,
+    admin: CurrentAdmin,
+    handoff_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[dict[str, Any]]:
+    """Who did what, newest first."""
+    query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+    if handoff_id is not None:
+        query = query.where(AuditRow.handoff_id == handoff_id)
+    return [
+        {"at": r.at, "actor": r.actor, "action": r.action, "handoff_id": r.handoff_id, "detail": r.detail}
+        for r in session.scalars(query)
+    ]
+
+
+@router.get("/outbox", tags=["admin"])
+def outbox_rows(
+    session: SessionDep,
+    admin: CurrentAdmin,
+    kind: Literal["chat", "webhook"] | None = None,
+    status_filter: Annotated[Literal["pending", "sending", "delivered", "failed"] | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[dict[str, Any]]:
+    """Deliveries to the chat and to the webhook, with attempts and the last error."""
+    query = select(OutboxRow).order_by(OutboxRow.id.desc()).limit(limit)
+    if kind:
+        query = query.where(OutboxRow.kind == kind)
+    if status_filter:
+        query = query.where(OutboxRow.status == status_filter)
+    return [
+        {
+            "id": r.id, "kind": r.kind, "handoff_id": r.handoff_id, "status": r.status, "attempts": r.attempts,
+            "last_error": r.last_error, "created_at": r.created_at, "delivered_at": r.delivered_at,
+            "next_attempt_at": r.next_attempt_at,
+        }
+        for r in session.scalars(query)
+    ]  # fmt: skip
+
+
+@router.post("/outbox/{row_id}/retry", status_code=status.HTTP_204_NO_CONTENT, tags=["admin"])
+def retry_outbox(row_id: RowPath, session: SessionDep, admin: CurrentAdmin, outbox: OutboxDep) -> None:
+    """Send a failed delivery again."""
+    row = session.get(OutboxRow, row_id)
+    if row is None:
+        raise NotFound(f"no outbox row {row_id}")
+    row.status, row.attempts, row.next_attempt_at = "pending", 0, utcnow()
+    queue.audit(session, admin.email, "outbox_retry", row.handoff_id, row=row_id)
+    session.commit()
+    outbox.wake()
+
+
+@router.get(
+    "/events",
+    tags=["handoffs"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def live_events(request: Request, agent: AnyStaff) -> StreamingResponse:
+    """Server-sent events: handoff.created, handoff.updated, message.created (log in first)."""
+    bus: EventBus = request.app.state.bus
+    subscription = bus.subscribe()
+
+    async def stream() -> AsyncIterator[str]:
+        try:
+            yield "retry: 2000\n\n"
+            idle = 0.0
+            while not subscription.overflowed:
+                try:
+                    event = await asyncio.wait_for(subscription.queue.get(), timeout=1.0)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    idle += 1.0
+                    if idle >= KEEPALIVE_SECONDS:  # keeps proxies from closing an idle stream
+                        idle = 0.0
+                        yield ": keep-alive\n\n"
+                    continue
+                idle = 0.0
+                yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+        finally:
+            bus.unsubscribe(subscription)
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
+
+
+prometheus_router = APIRouter(responses=documented(401))
+
+
+@prometheus_router.get("/metrics", tags=["metrics"], response_class=Response)
+def prometheus_metrics(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """The metrics in Prometheus text format (bearer: the service token or a staff login)."""
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    if not is_service(request, settings):
+        token = bearer_token(request)
+        if token is None:
+            raise AuthError("send the service token or a staff token as a bearer token")
+        auth.agent_for_token(session, token)
+    snapshot = metrics.compute(session)
+
+    class Snapshot:
+        def collect(self) -> Any:
+            return metrics.prometheus_families(snapshot)
+
+    registry = CollectorRegistry()
+    registry.register(Snapshot())
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -84,6 +84,8 @@ class HandoffRow(Base):
     rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
     rating_comment: Mapped[str] = mapped_column(Text, default="")
     rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: Set when the retention period removed the transcript and the contact.
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     agent: Mapped[AgentRow | None] = relationship(lazy="joined")
     messages: Mapped[list[MessageRow]] = relationship(
@@ -123,23 +125,26 @@ class AuditRow(Base):
 
 
 class OutboxRow(Base):
-    """An event for the user's chat, kept until Rasa has accepted it.
+    """Something to send out, kept until the receiver has accepted it.
 
-    Delivered in order per conversation by `handoff.delivery`, retried with backoff,
-    so an agent's reply survives a Rasa restart.
+    ``chat`` rows are events for the user's chat, handed to Rasa's external-event API;
+    ``webhook`` rows are signed notifications for a ticketing system. `handoff.delivery`
+    sends them in order per ``key`` and retries failures with backoff.
     """
 
-    __tablename__ = "rasa_outbox"
-    __table_args__ = (Index("ix_rasa_outbox_pending", "status", "next_attempt_at"),)
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "status", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    conversation_id: Mapped[str] = mapped_column(String(200), index=True)
-    handoff_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # chat / webhook
+    #: Items with the same key go out one at a time, in order.
+    key: Mapped[str] = mapped_column(String(220), index=True)
+    handoff_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     message_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    intent: Mapped[str] = mapped_column(String(64))
-    entities: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending/sending/delivered/failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -2,9 +2,9 @@
 
 Claims are a conditional UPDATE (``... WHERE status = 'queued'``), so exactly one
 agent wins on any database; "take next" locks candidate rows with
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL so agents never wait on each other.
-Each change writes an audit row and, when the user's chat must hear of it, an
-outbox row that `handoff.delivery` hands to Rasa.
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL so agents never wait on each other. Each
+change writes an audit row, a live event for the agents' consoles and, when the
+user's chat or a ticketing system must hear of it, an outbox row.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from firstline.db import utcnow
 from handoff.errors import Conflict, Forbidden, NotFound
+from handoff.events import emit
 from handoff.models import (
     OPEN_STATUSES,
     PRIORITY_RANK,
@@ -26,10 +27,12 @@ from handoff.models import (
     MessageRow,
     OutboxRow,
 )
+from handoff.privacy import mask
 from handoff.schemas import HandoffCreate
 
 EXTERNAL_CLAIMED = "EXTERNAL_handoff_claimed"
 EXTERNAL_MESSAGE = "EXTERNAL_agent_message"
+EXTERNAL_RELEASED = "EXTERNAL_handoff_released"
 EXTERNAL_CLOSED = "EXTERNAL_handoff_closed"
 
 
@@ -38,21 +41,50 @@ def audit(session: Session, actor: str, action: str, handoff_id: int | None, **d
 
 
 def _to_chat(
-    session: Session,
-    handoff: HandoffRow,
-    intent: str,
-    entities: dict[str, Any],
-    message_id: int | None = None,
+    session: Session, handoff: HandoffRow, intent: str, entities: dict[str, Any], message_id: int | None = None
 ) -> None:
     session.add(
         OutboxRow(
-            conversation_id=handoff.conversation_id,
+            kind="chat",
+            key=f"chat:{handoff.conversation_id}",
             handoff_id=handoff.id,
             message_id=message_id,
-            intent=intent,
-            entities=entities,
+            payload={"conversation_id": handoff.conversation_id, "intent": intent, "entities": entities},
         )
     )
+
+
+def _to_webhook(session: Session, handoff: HandoffRow, event: str, enabled: bool) -> None:
+    if not enabled:
+        return
+    session.add(
+        OutboxRow(
+            kind="webhook",
+            key=f"webhook:{handoff.id}",
+            handoff_id=handoff.id,
+            payload={
+                "event": event,
+                "handoff": {
+                    "id": handoff.id,
+                    "conversation_id": handoff.conversation_id,
+                    "status": handoff.status,
+                    "priority": handoff.priority,
+                    "language": handoff.language,
+                    "contact": handoff.contact,
+                    "summary": handoff.summary,
+                    "agent": handoff.agent.name if handoff.agent else None,
+                    "created_at": handoff.created_at.isoformat(),
+                    "closed_at": handoff.closed_at.isoformat() if handoff.closed_at else None,
+                    "resolution_note": handoff.resolution_note,
+                },
+            },
+        )
+    )
+
+
+def _changed(session: Session, handoff: HandoffRow, change: str) -> None:
+    handoff.updated_at = utcnow()
+    emit(session, "handoff.updated", handoff_id=handoff.id, status=handoff.status, change=change)
 
 
 def get_handoff(session: Session, handoff_id: int, lock: bool = False) -> HandoffRow:
@@ -80,7 +112,7 @@ def queue_position(session: Session, handoff: HandoffRow) -> int | None:
 
 
 def create_handoff(
-    session: Session, data: HandoffCreate, sla_minutes: dict[str, int], actor: str = "bot"
+    session: Session, data: HandoffCreate, sla_minutes: dict[str, int], webhooks: bool = False
 ) -> tuple[HandoffRow, bool]:
     """Opens a handoff, or returns the one this request already opened.
 
@@ -100,6 +132,7 @@ def create_handoff(
     if existing is not None:
         return existing, False
     now = utcnow()
+    keep = [data.contact]
     handoff = HandoffRow(
         conversation_id=data.conversation_id,
         idempotency_key=key,
@@ -108,11 +141,8 @@ def create_handoff(
         priority_rank=PRIORITY_RANK[data.priority],
         language=data.language,
         contact=data.contact,
-        summary=data.summary,
-        bot_attempt={
-            "articles_tried": [a.model_dump() for a in data.articles_tried],
-            "feedback": data.feedback,
-        },
+        summary=mask(data.summary, keep),
+        bot_attempt={"articles_tried": [a.model_dump() for a in data.articles_tried], "feedback": data.feedback},
         created_at=now,
         updated_at=now,
         sla_due_at=now + timedelta(minutes=sla_minutes.get(data.priority, 240)),
@@ -125,11 +155,14 @@ def create_handoff(
                 handoff_id=handoff.id,
                 role=line.role,
                 author="user" if line.role == "user" else "bot",
-                text=line.text,
+                # Only what users typed is masked: the bot's articles carry the desk's own numbers.
+                text=mask(line.text, keep) if line.role == "user" else line.text,
                 created_at=line.timestamp,
             )
         )
-    audit(session, actor, "created", handoff.id, priority=data.priority, language=data.language)
+    audit(session, "bot", "created", handoff.id, priority=data.priority, language=data.language)
+    emit(session, "handoff.created", handoff_id=handoff.id, status="queued", priority=data.priority)
+    _to_webhook(session, handoff, "handoff.created", webhooks)
     return handoff, True
 
 
@@ -152,14 +185,6 @@ def list_queue(
     return list(session.scalars(query).unique())
 
 
-def _assign(session: Session, handoff: HandoffRow, agent: AgentRow, action: str) -> None:
-    now = utcnow()
-    handoff.claimed_at = handoff.claimed_at or now
-    handoff.updated_at = now
-    audit(session, agent.email, action, handoff.id)
-    _to_chat(session, handoff, EXTERNAL_CLAIMED, {"agent_name": agent.name})
-
-
 def claim(session: Session, handoff_id: int, agent: AgentRow) -> HandoffRow:
     """Assigns a queued handoff to the agent; exactly one of several callers wins.
 
@@ -173,14 +198,15 @@ def claim(session: Session, handoff_id: int, agent: AgentRow) -> HandoffRow:
         .values(status="assigned", agent_id=agent.id)
         .execution_options(synchronize_session=False)
     )
-    won = result.rowcount
-    if not won:
-        handoff = get_handoff(session, handoff_id)
+    handoff = get_handoff(session, handoff_id)
+    if not result.rowcount:
         holder = handoff.agent.name if handoff.agent else "nobody"
         raise Conflict(f"handoff {handoff_id} is {handoff.status} (assigned to {holder})")
-    handoff = get_handoff(session, handoff_id)
     session.refresh(handoff)
-    _assign(session, handoff, agent, "claimed")
+    handoff.claimed_at = handoff.claimed_at or utcnow()
+    audit(session, agent.email, "claimed", handoff.id)
+    _to_chat(session, handoff, EXTERNAL_CLAIMED, {"agent_name": agent.name})
+    _changed(session, handoff, "claimed")
     return handoff
 
 
@@ -208,8 +234,10 @@ def take_next(session: Session, agent: AgentRow, postgres: bool) -> HandoffRow |
 def _require_assignee(handoff: HandoffRow, agent: AgentRow) -> None:
     if handoff.status == "closed":
         raise Conflict(f"handoff {handoff.id} is closed")
+    if handoff.status != "assigned":
+        raise Conflict(f"handoff {handoff.id} is {handoff.status}; claim it first")
     if handoff.agent_id != agent.id and agent.role != "admin":
-        raise Forbidden(f"handoff {handoff.id} is not assigned to you; claim it first")
+        raise Forbidden(f"handoff {handoff.id} is assigned to someone else")
 
 
 def agent_message(session: Session, handoff_id: int, agent: AgentRow, text: str) -> MessageRow:
@@ -223,9 +251,10 @@ def agent_message(session: Session, handoff_id: int, agent: AgentRow, text: str)
     session.add(message)
     session.flush()
     handoff.first_response_at = handoff.first_response_at or now
-    handoff.updated_at = now
     _to_chat(session, handoff, EXTERNAL_MESSAGE, {"message": text, "agent_name": agent.name}, message.id)
     audit(session, agent.email, "replied", handoff.id, message_id=message.id)
+    emit(session, "message.created", handoff_id=handoff.id, message_id=message.id, role="agent")
+    _changed(session, handoff, "replied")
     return message
 
 
@@ -234,6 +263,7 @@ def user_message(
 ) -> tuple[MessageRow, bool]:
     """Appends what the user wrote while handed off; a retried client_id is stored once."""
     handoff = get_handoff(session, handoff_id, lock=True)
+    client_id = client_id or None
     if client_id:
         existing = session.scalar(
             select(MessageRow).where(MessageRow.handoff_id == handoff_id, MessageRow.client_id == client_id)
@@ -244,27 +274,62 @@ def user_message(
         handoff_id=handoff.id,
         role="user",
         author="user",
-        text=text,
+        text=mask(text, [handoff.contact]),
         client_id=client_id,
         created_at=at or utcnow(),
     )
     session.add(message)
-    handoff.updated_at = utcnow()
     session.flush()
+    emit(session, "message.created", handoff_id=handoff.id, message_id=message.id, role="user")
+    _changed(session, handoff, "user_message")
     return message, True
 
 
-def close(session: Session, handoff_id: int, agent: AgentRow, note: str) -> HandoffRow:
+def transfer(session: Session, handoff_id: int, agent: AgentRow, to: AgentRow, note: str) -> HandoffRow:
+    """Hands an assigned conversation to another agent, who is announced in the chat."""
+    handoff = get_handoff(session, handoff_id, lock=True)
+    _require_assignee(handoff, agent)
+    if not to.active or to.role not in ("agent", "admin"):
+        raise Conflict(f"{to.name} cannot take conversations")
+    if to.id == handoff.agent_id:
+        raise Conflict(f"handoff {handoff_id} is already with {to.name}")
+    handoff.agent = to
+    session.add(
+        MessageRow(
+            handoff_id=handoff.id, role="system", author=agent.name, text=f"Transferred to {to.name}. {note}".strip()
+        )
+    )
+    audit(session, agent.email, "transferred", handoff.id, to=to.email, note=note)
+    _to_chat(session, handoff, EXTERNAL_CLAIMED, {"agent_name": to.name})
+    _changed(session, handoff, "transferred")
+    return handoff
+
+
+def release(session: Session, handoff_id: int, agent: AgentRow) -> HandoffRow:
+    """Puts an assigned conversation back in the queue for any agent to take."""
+    handoff = get_handoff(session, handoff_id, lock=True)
+    _require_assignee(handoff, agent)
+    handoff.status = "queued"
+    handoff.agent = None
+    session.add(MessageRow(handoff_id=handoff.id, role="system", author=agent.name, text="Released to the queue."))
+    audit(session, agent.email, "released", handoff.id)
+    _to_chat(session, handoff, EXTERNAL_RELEASED, {"agent_name": agent.name})
+    _changed(session, handoff, "released")
+    return handoff
+
+
+def close(session: Session, handoff_id: int, agent: AgentRow, note: str, webhooks: bool = False) -> HandoffRow:
     """Closes the handoff; the bot then takes the conversation back and asks for a rating."""
     handoff = get_handoff(session, handoff_id, lock=True)
     _require_assignee(handoff, agent)
     now = utcnow()
     handoff.status = "closed"
     handoff.closed_at = now
-    handoff.updated_at = now
     handoff.resolution_note = note
     audit(session, agent.email, "closed", handoff.id, note=note)
     _to_chat(session, handoff, EXTERNAL_CLOSED, {"agent_name": agent.name, "handoff_id": str(handoff.id)})
+    _changed(session, handoff, "closed")
+    _to_webhook(session, handoff, "handoff.closed", webhooks)
     return handoff
 
 
@@ -274,11 +339,23 @@ def rate(session: Session, handoff_id: int, rating: int, comment: str) -> Handof
     if handoff.status != "closed":
         raise Conflict(f"handoff {handoff_id} is {handoff.status}; rate it after it is closed")
     handoff.rating = rating
-    handoff.rating_comment = comment or handoff.rating_comment
+    handoff.rating_comment = mask(comment, [handoff.contact]) if comment else handoff.rating_comment
     handoff.rated_at = utcnow()
     audit(session, "bot", "rated", handoff.id, rating=rating)
+    _changed(session, handoff, "rated")
     return handoff
 
 
-def agents_online(session: Session) -> int:
-    return int(session.scalar(select(func.count()).where(AgentRow.status == "online", AgentRow.active.is_(True))) or 0)
+def agents_online(session: Session, within: timedelta = timedelta(minutes=15)) -> int:
+    """Agents who said they are online and were seen recently (a closed laptop goes stale)."""
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                AgentRow.status == "online",
+                AgentRow.active.is_(True),
+                AgentRow.role.in_(("agent", "admin")),
+                AgentRow.last_seen_at >= utcnow() - within,
+            )
+        )
+        or 0
+    )

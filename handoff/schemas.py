@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, EmailStr, Field, field_validator
+
+from firstline.schemas import Input
 
 Language = Literal["en", "lv", "ru"]
 Priority = Literal["low", "normal", "high", "urgent"]
@@ -14,32 +16,30 @@ Status = Literal["queued", "assigned", "closed"]
 AgentStatus = Literal["online", "away", "offline"]
 
 Text = Annotated[str, Field(min_length=1, max_length=10_000)]
+#: Row ids are 32-bit integers in both databases.
+RowId = Annotated[int, Field(ge=1, le=2_147_483_647)]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
-
-
-class TranscriptLine(Strict):
+class TranscriptLine(Input):
     role: Literal["user", "bot"]
     text: Annotated[str, Field(max_length=20_000)]
     timestamp: datetime
 
 
-class ArticleTried(Strict):
+class ArticleTried(Input):
     article_id: Annotated[str, Field(max_length=120)]
     title: Annotated[str, Field(max_length=300)] = ""
     score: float = 0.0
 
 
-class HandoffCreate(Strict):
+class HandoffCreate(Input):
     conversation_id: Annotated[str, Field(min_length=1, max_length=200)]
     language: Language = "en"
     priority: Priority = "normal"
     contact: Annotated[str, Field(max_length=254)] = ""
     summary: Annotated[str, Field(max_length=2_000)] = ""
-    transcript: Annotated[list[TranscriptLine], Field(max_length=5_000)] = []
-    articles_tried: Annotated[list[ArticleTried], Field(max_length=50)] = []
+    transcript: Annotated[list[TranscriptLine], Field(max_length=5_000, default_factory=list)]
+    articles_tried: Annotated[list[ArticleTried], Field(max_length=50, default_factory=list)]
     feedback: Annotated[str, Field(max_length=2_000)] = ""
     #: The bot sends one per handoff request, so retries never create two.
     idempotency_key: Annotated[str, Field(max_length=200)] | None = None
@@ -50,41 +50,46 @@ class HandoffCreate(Strict):
         return sorted(lines, key=lambda line: line.timestamp)
 
 
-class UserMessageIn(Strict):
+class UserMessageIn(Input):
     text: Text
     #: Set by the bot; a retried request with the same id is stored once.
     client_id: Annotated[str, Field(max_length=200)] | None = None
     timestamp: datetime | None = None
 
 
-class AgentMessageIn(Strict):
+class AgentMessageIn(Input):
     text: Text
 
 
-class CloseIn(Strict):
+class CloseIn(Input):
     note: Annotated[str, Field(max_length=5_000)] = ""
 
 
-class RatingIn(Strict):
+class TransferIn(Input):
+    agent_id: RowId
+    note: Annotated[str, Field(max_length=2_000)] = ""
+
+
+class RatingIn(Input):
     rating: Annotated[int, Field(ge=1, le=5)]
     comment: Annotated[str, Field(max_length=2_000)] = ""
 
 
-class LoginIn(Strict):
+class LoginIn(Input):
     email: Annotated[str, Field(min_length=3, max_length=254)]
     password: Annotated[str, Field(min_length=1, max_length=1_000)]
 
 
-class AgentCreate(Strict):
+class AgentCreate(Input):
     email: EmailStr
     name: Annotated[str, Field(min_length=1, max_length=200)]
     role: Role = "agent"
     password: Annotated[str, Field(min_length=12, max_length=1_000)]
-    languages: list[Language] = ["en"]
+    languages: Annotated[list[Language], Field(min_length=1, default_factory=lambda: ["en"])]
     max_concurrent: Annotated[int, Field(ge=1, le=50)] = 5
 
 
-class StatusIn(Strict):
+class StatusIn(Input):
     status: AgentStatus
 
 
@@ -101,6 +106,13 @@ class AgentOut(BaseModel):
 class AgentRef(BaseModel):
     id: int
     name: str
+
+
+class AgentRefStatus(BaseModel):
+    id: int
+    name: str
+    status: str
+    languages: list[str]
 
 
 class MessageOut(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import update
 
@@ -17,12 +17,15 @@ from firstline.deps import (
     SettingsDep,
     is_service,
 )
+from firstline.errors import ProblemOut, documented
+from firstline.schemas import Input
+from kb_index import insights
 from kb_index.corpus import Article
 from kb_index.errors import ArticleNotFound
 from kb_index.index import SearchResult
 from kb_index.models import ArticleRevisionRow, ArticleRow, QueryLogRow
 
-router = APIRouter(prefix="/api/kb", tags=["knowledge base"])
+router = APIRouter(prefix="/api/kb", tags=["knowledge base"], responses=documented(401, 403, 404, 409, 422, 429, 503))
 
 LanguageCode = Annotated[str, Query(min_length=2, max_length=8, description="en, lv or ru")]
 
@@ -50,17 +53,17 @@ class SearchOut(BaseModel):
     query_id: int | None = None
 
 
-class FeedbackIn(BaseModel):
-    query_id: int
+class FeedbackIn(Input):
+    query_id: Annotated[int, Field(ge=1, le=2_147_483_647)]
     outcome: Literal["helped", "not_helped", "handed_off"]
 
 
-class ArticleIn(BaseModel):
+class ArticleIn(Input):
     language: Literal["en", "lv", "ru"]
     title: Annotated[str, Field(min_length=1, max_length=300)]
     body: Annotated[str, Field(min_length=1, max_length=100_000)]
-    questions: Annotated[list[Annotated[str, Field(max_length=1_000)]], Field(max_length=200)] = []
-    tags: Annotated[list[Annotated[str, Field(max_length=60)]], Field(max_length=30)] = []
+    questions: Annotated[list[Annotated[str, Field(max_length=1_000)]], Field(max_length=200, default_factory=list)]
+    tags: Annotated[list[Annotated[str, Field(max_length=60)]], Field(max_length=30, default_factory=list)]
     translation_group: Annotated[str, Field(max_length=120)] = ""
     status: Literal["draft", "published"] = "published"
 
@@ -125,7 +128,7 @@ def search(
     kb: KnowledgeBaseDep,
     session: SessionDep,
     settings: SettingsDep,
-    q: Annotated[str, Query(max_length=20_000, description="the user's question")],
+    q: Annotated[str, Query(min_length=1, max_length=20_000, description="the user's question")],
     lang: LanguageCode = "en",
     top_k: Annotated[int, Query(ge=1, le=20)] = 5,
     conversation_id: Annotated[str | None, Query(max_length=200)] = None,
@@ -207,7 +210,9 @@ def revisions(article_id: str, session: SessionDep, kb: KnowledgeBaseDep, editor
 
 
 @router.post("/articles/{article_id}/revisions/{revision}/restore", response_model=ArticleOut)
-def restore(article_id: str, revision: int, kb: KnowledgeBaseDep, editor: CurrentEditor) -> ArticleOut:
+def restore(
+    article_id: str, revision: Annotated[int, Path(ge=1, le=2_147_483_647)], kb: KnowledgeBaseDep, editor: CurrentEditor
+) -> ArticleOut:
     """Make an older revision current again (as a new revision)."""
     return article_out(kb.restore(article_id, revision, editor.email))
 
@@ -225,3 +230,40 @@ def _revision_out(row: ArticleRevisionRow) -> RevisionOut:
         created_at=row.created_at,
         author=row.author,
     )
+
+
+class ValidateIn(ArticleIn):
+    id: Annotated[str, Field(max_length=200)]
+
+
+class ValidateOut(BaseModel):
+    problems: list[ProblemOut]
+
+
+@router.post("/validate", response_model=ValidateOut)
+def validate_article(body: ValidateIn, session: SessionDep, kb: KnowledgeBaseDep, editor: CurrentEditor) -> ValidateOut:
+    """Check an article as the editor types, without saving it."""
+    data = body.model_dump()
+    article = Article(id=data.pop("id"), **data)
+    problems = [ProblemOut(where=p.where, message=p.message) for p in kb.problems(session, article)]
+    return ValidateOut(problems=problems)
+
+
+@router.get("/gaps")
+def gaps(
+    session: SessionDep,
+    kb: KnowledgeBaseDep,
+    editor: CurrentEditor,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[dict[str, Any]]:
+    """Questions the bot did not resolve, grouped by meaning, most frequent first."""
+    return insights.content_gaps(session, kb.embedder, days, limit)
+
+
+@router.get("/dashboard")
+def dashboard(
+    session: SessionDep, editor: CurrentEditor, days: Annotated[int, Query(ge=1, le=366)] = 30
+) -> dict[str, Any]:
+    """Conversations per day, share resolved by the bot, handoffs, CSAT, top articles, per language."""
+    return insights.dashboard(session, days)

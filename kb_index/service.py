@@ -25,7 +25,7 @@ from firstline.db import Database, utcnow
 from kb_index.corpus import LANGUAGES, Article, check_article, check_corpus
 from kb_index.decision import Calibration
 from kb_index.embedder import Embedder
-from kb_index.errors import ArticleNotFound, CorpusError, IndexNotReady, QueryError
+from kb_index.errors import ArticleNotFound, CorpusError, IndexNotReady, Problem, QueryError
 from kb_index.index import SearchIndex, SearchResult
 from kb_index.models import ArticleRevisionRow, ArticleRow
 
@@ -289,6 +289,15 @@ class KnowledgeBase:
         problems = check_corpus([*others, *articles])
         if problems:
             raise CorpusError(problems)
+
+    def problems(self, session: Session, article: Article) -> list[Problem]:
+        """Everything wrong with this article as it would be stored (nothing is saved)."""
+        found = check_article(article)
+        try:
+            self._check_groups(session, [article], replace=False)
+        except CorpusError as exc:
+            found.extend(exc.problems)
+        return found
 
     def save_article(self, article: Article, author: str) -> ArticleRow:
         """Creates or updates one article (draft or published) and refreshes the index.

@@ -15,8 +15,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from kb_index.corpus import LANGUAGES
+from kb_index.corpus import LANGUAGES, Article
 from kb_index.decision import Calibration, LanguageCalibration
+from kb_index.embedder import Embedder
 from kb_index.errors import CorpusError, Problem
 from kb_index.index import ScoredArticle, SearchIndex
 
@@ -306,3 +307,23 @@ def evaluate(
         if any(r["language"] == lang for r in rows)
     }
     return result
+
+
+def fit(
+    articles: list[Article],
+    validation: list[LabelledQuery],
+    embedder: Embedder,
+    objective: Objective = "utility",
+    clarify: bool = True,
+) -> SearchIndex:
+    """Builds an index of `articles` and tunes it on `validation` (the benchmarks' entry point).
+
+    Search it with ``index.search(text, embedder.encode_query(text), language)``, or
+    embed many queries at once with ``embedder.encode`` and pass one row at a time.
+    """
+    index = SearchIndex.build(articles, embedder)
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return embedder.encode(texts)
+
+    return index.with_calibration(tune(index, encode, validation, objective, clarify))

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from firstline.config import REPO_ROOT, Settings
+from firstline.devservers import MissingBinaries, PostgresServer, free_port, start_postgres
 from firstline.main import create_app
 from handoff.delivery import RasaClient
 from kb_index.corpus import Article
@@ -33,12 +31,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 SERVICE_TOKEN = "test-service-token"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
     """The real default model, loaded once, with an embedding cache for the session."""
@@ -46,68 +38,26 @@ def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
 
 
 # -- PostgreSQL ----------------------------------------------------------------------
-@dataclass
-class PostgresServer:
-    port: int
-    directory: Path
-
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
-
-
-def _pg_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
-def _as_postgres(command: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL server on a free port, from Debian's binaries."""
-    bin_dir = _pg_bin()
-    if bin_dir is None:
-        missing_system_package("PostgreSQL server binaries (apt-get install postgresql)")
-    assert bin_dir is not None
-    directory = Path(tempfile.mkdtemp(prefix="firstline-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(directory, "postgres", "postgres")
-    port = free_port()
-    subprocess.run(
-        _as_postgres([str(bin_dir / "initdb"), "-D", f"{directory}/db", "-A", "trust", "-U", "postgres"]),
-        check=True, capture_output=True,
-    )  # fmt: skip
-    subprocess.run(
-        _as_postgres([
-            str(bin_dir / "pg_ctl"), "-D", f"{directory}/db", "-l", f"{directory}/pg.log", "-w",
-            "-o", f"-p {port} -k {directory} -c fsync=off -c max_connections=300",
-            "start",
-        ]),
-        check=True, capture_output=True,
-    )  # fmt: skip
     try:
-        yield PostgresServer(port, directory)
+        server = start_postgres()
+    except MissingBinaries as exc:
+        missing_system_package(str(exc))
+        raise
+    try:
+        yield server
     finally:
-        subprocess.run(
-            _as_postgres([str(bin_dir / "pg_ctl"), "-D", f"{directory}/db", "-m", "immediate", "stop"]),
-            capture_output=True,
-        )
-        shutil.rmtree(directory, ignore_errors=True)
+        server.stop()
 
 
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     """A fresh, empty database for one test."""
-    import psycopg
-
     name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server.url(), autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    yield postgres_server.url(name)
-    with psycopg.connect(postgres_server.url(), autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield postgres_server.create_database(name)
+    postgres_server.drop_database(name)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -274,3 +224,74 @@ def running_stack(demo_data_template: Path, tmp_path_factory: pytest.TempPathFac
         yield stack
     finally:
         stack.stop()
+
+
+class LiveServer:
+    """A real uvicorn server for an app, in a thread, on a free port."""
+
+    def __init__(self, app: Any) -> None:
+        import threading
+
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=2)
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+class EventStream:
+    """Reads a server-sent-event stream in a thread; `next_event` waits for one."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        import queue
+        import threading
+
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._client = httpx.Client(timeout=httpx.Timeout(10, read=None))
+        self._response = self._client.send(self._client.build_request("GET", url, headers=headers), stream=True)
+        assert self._response.status_code == 200, self._response.read()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        kind = None
+        try:
+            for line in self._response.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind:
+                    self.events.put({**json.loads(line[6:]), "received": time.monotonic()})
+        except httpx.HTTPError:
+            pass
+
+    def next_event(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+        import queue
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                event = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {kind} event within {timeout}s") from None
+            if event["type"] == kind:
+                return event
+
+    def close(self) -> None:
+        self._response.close()
+        self._client.close()

@@ -166,3 +166,16 @@ def test_an_invalid_email_is_asked_again() -> None:
     assert dispatcher.messages[0]["response"] == "utter_invalid_email"
     ok = form.validate_contact_email("sure, it's Maris.Ozols@example.lv thanks", CollectingDispatcher(), current, {})
     assert ok == {"contact_email": "Maris.Ozols@example.lv"}
+
+
+def test_a_release_is_announced_and_the_bot_stays_quiet() -> None:
+    from actions.handoff import ActionAgentReleased
+
+    current = tracker(
+        "", intent="EXTERNAL_handoff_released", entities=[{"entity": "agent_name", "value": "Anna"}],
+        slots={"handoff_active": True, "agent_name": "Anna"},
+    )  # fmt: skip
+    events, dispatcher = run(ActionAgentReleased(), current)
+    assert dispatcher.messages[0]["response"] == "utter_agent_released"
+    assert dispatcher.messages[0]["agent_name"] == "Anna"
+    assert "handoff_active" not in slots_set(events)

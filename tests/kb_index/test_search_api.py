@@ -50,9 +50,9 @@ def test_a_language_without_a_fitting_article_falls_back_and_says_so(client: Tes
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"q": "", "lang": "en"}, "query is empty"),
         ({"q": "   \t ", "lang": "en"}, "query is empty"),
-        ({"q": "\x00\x01\x02", "lang": "en"}, "query is empty"),
+        ({"q": "\x01\x02\x03", "lang": "en"}, "query is empty"),
+        ({"q": "pass\x00word", "lang": "en"}, "NUL characters are not allowed in URLs"),
         ({"q": "password", "lang": "de"}, "unknown language 'de'; use one of en, lv, ru"),
     ],
 )
@@ -60,6 +60,13 @@ def test_bad_queries_get_a_clear_error(client: TestClient, params: dict, message
     response = client.get("/api/kb/search", params=params)
     assert response.status_code == 422
     assert response.json()["detail"] == message
+
+
+def test_a_missing_query_names_the_field(client: TestClient) -> None:
+    for params in ({"lang": "en"}, {"q": "", "lang": "en"}):
+        response = client.get("/api/kb/search", params=params)
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["query", "q"]
 
 
 def test_long_and_mixed_queries_get_a_sensible_answer(client: TestClient) -> None:

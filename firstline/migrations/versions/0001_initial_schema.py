@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 13:53:34.808516
+Create Date: 2026-11-22 14:17:21.586941
 """
 
 from __future__ import annotations
@@ -85,23 +85,25 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_kb_query_log_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_kb_query_log_outcome'), ['outcome'], unique=False)
 
-    op.create_table('rasa_outbox',
+    op.create_table('outbox',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('conversation_id', sa.String(length=200), nullable=False),
-    sa.Column('handoff_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('key', sa.String(length=220), nullable=False),
+    sa.Column('handoff_id', sa.Integer(), nullable=True),
     sa.Column('message_id', sa.Integer(), nullable=True),
-    sa.Column('intent', sa.String(length=64), nullable=False),
-    sa.Column('entities', sa.JSON(), nullable=False),
+    sa.Column('payload', sa.JSON(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('next_attempt_at', firstline.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=False),
     sa.Column('created_at', firstline.db.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_rasa_outbox'))
+    sa.Column('delivered_at', firstline.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
     )
-    with op.batch_alter_table('rasa_outbox', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_rasa_outbox_conversation_id'), ['conversation_id'], unique=False)
-        batch_op.create_index('ix_rasa_outbox_pending', ['status', 'next_attempt_at'], unique=False)
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outbox_handoff_id'), ['handoff_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outbox_key'), ['key'], unique=False)
+        batch_op.create_index('ix_outbox_pending', ['status', 'id'], unique=False)
 
     op.create_table('article_revisions',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -156,6 +158,7 @@ def upgrade() -> None:
     sa.Column('rating', sa.Integer(), nullable=True),
     sa.Column('rating_comment', sa.Text(), nullable=False),
     sa.Column('rated_at', firstline.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('purged_at', firstline.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['agent_id'], ['agents.id'], name=op.f('fk_handoffs_agent_id_agents'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_handoffs')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_handoffs_idempotency_key'))
@@ -204,11 +207,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_article_revisions_article_id'))
 
     op.drop_table('article_revisions')
-    with op.batch_alter_table('rasa_outbox', schema=None) as batch_op:
-        batch_op.drop_index('ix_rasa_outbox_pending')
-        batch_op.drop_index(batch_op.f('ix_rasa_outbox_conversation_id'))
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_pending')
+        batch_op.drop_index(batch_op.f('ix_outbox_key'))
+        batch_op.drop_index(batch_op.f('ix_outbox_handoff_id'))
 
-    op.drop_table('rasa_outbox')
+    op.drop_table('outbox')
     with op.batch_alter_table('kb_query_log', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_kb_query_log_outcome'))
         batch_op.drop_index(batch_op.f('ix_kb_query_log_created_at'))
