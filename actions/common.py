@@ -13,6 +13,7 @@ LANGUAGES = ("en", "lv", "ru")
 LABELS: dict[str, dict[str, str]] = {
     "none_of_these": {"en": "None of these", "lv": "Neviens no šiem", "ru": "Ничего из этого"},
     "talk_to_person": {"en": "Talk to a person", "lv": "Runāt ar cilvēku", "ru": "Связаться с человеком"},
+    "use_this": {"en": "Use", "lv": "Izmantot", "ru": "Использовать"},
 }
 
 

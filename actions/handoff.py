@@ -14,62 +14,24 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.client import Rejected, ServiceUnavailable, get_client
-from actions.common import language_of, last_user_question, transcript, user_text
+from actions.common import label, language_of, last_user_question, transcript, user_text
+from actions.outbox import get_outbox, send_or_keep
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# fmt: off
 PRIORITY_WORDS: dict[str, list[str]] = {
-    "urgent": [
-        "urgent",
-        "asap",
-        "critical",
-        "emergency",
-        "steidzami",
-        "ļoti steidzami",
-        "kritiski",
-        "срочно",
-        "очень срочно",
-        "критично",
-        "4",
-    ],
-    "high": [
-        "high",
-        "important",
-        "quite urgent",
-        "augsta",
-        "augsts",
-        "svarīgi",
-        "высокий",
-        "высокая",
-        "важно",
-        "3",
-    ],
-    "normal": [
-        "normal",
-        "medium",
-        "regular",
-        "normāla",
-        "normāls",
-        "vidēja",
-        "parasta",
-        "обычный",
-        "обычная",
-        "средний",
-        "нормальный",
-        "2",
-    ],
-    "low": [
-        "low",
-        "not urgent",
-        "whenever",
-        "zema",
-        "zems",
-        "nav steidzami",
-        "низкий",
-        "низкая",
-        "не срочно",
-        "1",
-    ],
+    "urgent": ["urgent", "asap", "critical", "emergency", "steidzami", "ļoti steidzami", "kritiski", "срочно",
+               "очень срочно", "критично", "4"],
+    "high": ["high", "important", "quite urgent", "augsta", "augsts", "svarīgi", "высокий", "высокая", "важно", "3"],
+    "normal": ["normal", "medium", "regular", "normāla", "normāls", "vidēja", "parasta", "обычный", "обычная",
+               "средний", "нормальный", "2"],
+    "low": ["low", "not urgent", "whenever", "zema", "zems", "nav steidzami", "низкий", "низкая", "не срочно", "1"],
 }
+# fmt: on
+MAX_SUMMARY = 300
+#: The slot value for "no, thanks" to "anything to add?" (the form needs some value to finish).
+NO_COMMENT = "-"
+NO_COMMENT_INTENTS = {"deny", "cancel", "goodbye", "thank"}
 
 
 def _entity(tracker: Tracker, name: str) -> Any | None:
@@ -95,19 +57,39 @@ def canonical_priority(value: Any) -> str | None:
 
 
 class ActionStartHandoff(Action):
-    """Explains what happens next and prefills the description; a rule then runs the form."""
+    """Explains what happens next and proposes a description; a rule then runs the form."""
 
     def name(self) -> str:
         return "action_start_handoff"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        summary = tracker.get_slot("kb_query") or last_user_question(tracker) or ""
+        suggestion = (tracker.get_slot("kb_query") or last_user_question(tracker) or "")[:MAX_SUMMARY]
         dispatcher.utter_message(response="utter_handoff_intro")
         return [
-            SlotSet("issue_summary", summary[:300]),
+            SlotSet("summary_suggestion", suggestion or None),
+            SlotSet("issue_summary", None),
             SlotSet("handoff_key", uuid.uuid4().hex),
             SlotSet("escalate", False),
         ]
+
+
+class ActionAskIssueSummary(Action):
+    """Asks for a one-line description, offering what the user asked the bot as a button."""
+
+    def name(self) -> str:
+        return "action_ask_issue_summary"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        suggestion = tracker.get_slot("summary_suggestion")
+        if suggestion:
+            # The button sends the text itself, which the form takes as the description.
+            dispatcher.utter_message(
+                response="utter_ask_issue_summary_suggested",
+                buttons=[{"title": f"{label('use_this', language_of(tracker))}: {suggestion}", "payload": suggestion}],
+            )
+        else:
+            dispatcher.utter_message(response="utter_ask_issue_summary")
+        return []
 
 
 class ValidateHandoffForm(FormValidationAction):
@@ -135,6 +117,15 @@ class ValidateHandoffForm(FormValidationAction):
             dispatcher.utter_message(response="utter_invalid_priority")
         return {"priority": priority}
 
+    def validate_issue_summary(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        text = " ".join(str(value or "").split())
+        if len(text) < 3 or text.startswith("/"):
+            dispatcher.utter_message(response="utter_invalid_issue_summary")
+            return {"issue_summary": None}
+        return {"issue_summary": text[:MAX_SUMMARY]}
+
 
 class ActionOpenHandoff(Action):
     """Opens the handoff in the firstline service with the whole transcript."""
@@ -155,22 +146,29 @@ class ActionOpenHandoff(Action):
             "feedback": _feedback_summary(tracker),
             "idempotency_key": tracker.get_slot("handoff_key") or uuid.uuid4().hex,
         }
+        done = [
+            SlotSet("awaiting", None),
+            SlotSet("failed_attempts", 0),
+            SlotSet("priority", None),  # the next handoff asks again; the e-mail is kept
+            SlotSet("issue_summary", None),
+        ]
         try:
             created = await get_client().create_handoff(payload)
         except ServiceUnavailable:
-            dispatcher.utter_message(response="utter_handoff_failed", contact=contact)
-            return [SlotSet("awaiting", None)]
+            # Kept in the bot's outbox and delivered when the service is back (exactly once:
+            # the idempotency key travels with it).
+            get_outbox().put("handoff", payload)
+            dispatcher.utter_message(response="utter_handoff_deferred", contact=contact)
+            return done
         except Rejected:
             dispatcher.utter_message(response="utter_handoff_failed", contact=contact)
-            return [SlotSet("awaiting", None)]
+            return done
         handoff_id = str(created["id"])
         # Tells the widget that a person has the conversation now (no typing dots for the bot).
         opened = {"kind": "handoff_opened", "handoff_id": handoff_id}
         if created.get("agents_online"):
             dispatcher.utter_message(
-                response="utter_handoff_queued",
-                position=created.get("queue_position") or 1,
-                json_message=opened,
+                response="utter_handoff_queued", position=created.get("queue_position") or 1, json_message=opened
             )
         elif created.get("next_opening"):
             opening = datetime.fromisoformat(created["next_opening"]).strftime("%Y-%m-%d %H:%M")
@@ -183,9 +181,7 @@ class ActionOpenHandoff(Action):
             SlotSet("handoff_id", handoff_id),
             SlotSet("last_handoff_id", handoff_id),
             SlotSet("handoff_active", True),
-            SlotSet("awaiting", None),
-            SlotSet("failed_attempts", 0),
-            SlotSet("priority", None),  # the next handoff asks again; the e-mail is kept
+            *done,
         ]
 
 
@@ -211,15 +207,23 @@ class ActionRelayUserMessage(Action):
             return []
         user_events = [e for e in tracker.events if e.get("event") == "user"]
         timestamp = user_events[-1].get("timestamp") if user_events else None
-        client_id = latest.get("message_id") or f"{tracker.sender_id}:{timestamp}"
+        payload = {
+            "handoff_id": handoff_id,
+            "text": text,
+            "client_id": str(latest.get("message_id") or f"{tracker.sender_id}:{timestamp}"),
+            "timestamp": timestamp or 0,
+        }
         try:
-            await get_client().user_message(handoff_id, text, str(client_id), timestamp or 0)
-        except ServiceUnavailable:
-            dispatcher.utter_message(response="utter_relay_failed")
+            sent = await send_or_keep("user_message", payload)
         except Rejected as exc:
-            if exc.status == 404:
+            if exc.status == 404:  # the handoff is gone: the bot takes the conversation back
                 return [SlotSet("handoff_active", False), SlotSet("handoff_id", None)]
-            dispatcher.utter_message(response="utter_relay_failed")
+            return []
+        if not sent and not tracker.get_slot("relay_delayed"):
+            dispatcher.utter_message(response="utter_relay_delayed")
+            return [SlotSet("relay_delayed", True)]
+        if sent and tracker.get_slot("relay_delayed"):
+            return [SlotSet("relay_delayed", False)]
         return []
 
 
@@ -239,17 +243,22 @@ class ActionRelayAgentMessage(Action):
 
 
 class ActionAgentJoined(Action):
+    """An agent claimed the handoff (or it was transferred to them)."""
+
     def name(self) -> str:
         return "action_agent_joined"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         agent = _entity(tracker, "agent_name") or ""
+        handoff_id = _entity(tracker, "handoff_id") or tracker.get_slot("handoff_id")
         dispatcher.utter_message(
-            response="utter_agent_joined",
-            agent_name=agent,
-            json_message={"kind": "agent_joined", "agent_name": agent},
+            response="utter_agent_joined", agent_name=agent, json_message={"kind": "agent_joined", "agent_name": agent}
         )
-        return [SlotSet("agent_name", agent)]
+        # Also when the handoff was created later from the bot's outbox: from now on, relay.
+        events: list[EventType] = [SlotSet("agent_name", agent), SlotSet("handoff_active", True)]
+        if handoff_id:
+            events += [SlotSet("handoff_id", str(handoff_id)), SlotSet("last_handoff_id", str(handoff_id))]
+        return events
 
 
 class ActionAgentReleased(Action):
@@ -278,9 +287,7 @@ class ActionHandoffClosed(Action):
         agent = _entity(tracker, "agent_name") or tracker.get_slot("agent_name") or ""
         closed = str(_entity(tracker, "handoff_id") or tracker.get_slot("handoff_id") or "")
         dispatcher.utter_message(
-            response="utter_agent_left",
-            agent_name=agent,
-            json_message={"kind": "agent_left", "agent_name": agent},
+            response="utter_agent_left", agent_name=agent, json_message={"kind": "agent_left", "agent_name": agent}
         )
         dispatcher.utter_message(response="utter_ask_rating")
         return [
@@ -290,24 +297,63 @@ class ActionHandoffClosed(Action):
             SlotSet("awaiting", "rating"),
             SlotSet("kb_tried", []),
             SlotSet("kb_query", None),
+            SlotSet("relay_delayed", False),
         ]
 
 
 class ActionSubmitRating(Action):
+    """Stores the 1-5 rating; a rule then offers to add a comment."""
+
     def name(self) -> str:
         return "action_submit_rating"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         raw = _entity(tracker, "rating") or tracker.latest_message.get("text") or ""
         digits = re.findall(r"[1-5]", str(raw))
-        handoff_id = tracker.get_slot("last_handoff_id")
         if not digits:
             dispatcher.utter_message(response="utter_ask_rating")
-            return []
+            return [SlotSet("rating", None)]
         rating = int(digits[0])
-        if handoff_id:
-            # The thanks stays honest: the rating is not what the user waits for.
-            with contextlib.suppress(ServiceUnavailable, Rejected):
-                await get_client().rate(handoff_id, rating)
+        await _store_rating(tracker.get_slot("last_handoff_id"), rating, "")
+        return [SlotSet("awaiting", None), SlotSet("rating", str(rating)), SlotSet("rating_comment", None)]
+
+
+class ValidateRatingCommentForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_rating_comment_form"
+
+    def validate_rating_comment(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if value is None:  # the form is only starting: ask
+            return {"rating_comment": None}
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        text = str(value).strip()
+        # "No thanks" (the button, or a few words like "nē, paldies"); longer text is a comment,
+        # even when it also thanks ("Anna was quick, thanks").
+        if not text or text.startswith("/") or (intent in NO_COMMENT_INTENTS and len(text.split()) <= 3):
+            return {"rating_comment": NO_COMMENT}
+        return {"rating_comment": text[:2000]}
+
+
+class ActionSubmitRatingComment(Action):
+    """Stores the optional comment that follows a rating, and says thank you."""
+
+    def name(self) -> str:
+        return "action_submit_rating_comment"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        comment = tracker.get_slot("rating_comment")
+        rating = tracker.get_slot("rating")
+        if comment and comment != NO_COMMENT and rating:
+            await _store_rating(tracker.get_slot("last_handoff_id"), int(rating), comment)
         dispatcher.utter_message(response="utter_thanks_for_rating")
-        return [SlotSet("awaiting", None), SlotSet("rating", str(rating))]
+        return [SlotSet("rating_comment", None)]
+
+
+async def _store_rating(handoff_id: str | None, rating: int, comment: str) -> None:
+    if not handoff_id:
+        return
+    # Refused means already purged or never existed; the user's thanks stays true either way.
+    with contextlib.suppress(Rejected):
+        await send_or_keep("rating", {"handoff_id": handoff_id, "rating": rating, "comment": comment})

@@ -12,6 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.client import Rejected, ServiceUnavailable, get_client
 from actions.common import label, language_of
+from actions.outbox import send_or_keep
 
 MAX_TRIED = 10
 
@@ -52,9 +53,9 @@ async def _feedback(tracker: Tracker, outcome: str) -> None:
     query_id = tracker.get_slot("kb_query_id")
     if query_id is None:
         return
-    # Feedback is for reports; the conversation goes on without it.
-    with contextlib.suppress(ServiceUnavailable, Rejected, ValueError):
-        await get_client().feedback(int(query_id), outcome)
+    # Feedback is for reports: kept for later if the service is down, dropped if refused.
+    with contextlib.suppress(Rejected, ValueError):
+        await send_or_keep("feedback", {"query_id": int(query_id), "outcome": outcome})
 
 
 class ActionAnswerFromKb(Action):

@@ -128,6 +128,18 @@ class Stack:
             ),
         ]  # fmt: skip
 
+    def _launch(self, process: _Process) -> None:
+        process.log.parent.mkdir(parents=True, exist_ok=True)
+        with process.log.open("ab") as log:
+            process.popen = subprocess.Popen(
+                process.command,
+                cwd=REPO_ROOT,
+                env=process.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us; we stop them in order
+            )
+
     def start(self, timeout: float = 240.0) -> None:
         """Starts all three and waits until each answers its health check.
 
@@ -138,18 +150,31 @@ class Stack:
             raise StackError(f"no trained Rasa model at {self.config.model}; run `make model`")
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         for process in self.processes:
-            process.log.parent.mkdir(parents=True, exist_ok=True)
-            with process.log.open("ab") as log:
-                process.popen = subprocess.Popen(
-                    process.command,
-                    cwd=REPO_ROOT,
-                    env=process.env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # Ctrl-C reaches us; we stop them in order
-                )
+            self._launch(process)
+        self._wait_ready(list(self.processes), timeout)
+
+    def _process(self, name: str) -> _Process:
+        return next(p for p in self.processes if p.name == name)
+
+    def stop_process(self, name: str, timeout: float = 20.0) -> None:
+        """Stops one process (to see how the others cope without it)."""
+        process = self._process(name)
+        if process.popen is not None and process.popen.poll() is None:
+            os.killpg(process.popen.pid, signal.SIGTERM)
+            try:
+                process.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.popen.pid, signal.SIGKILL)
+                process.popen.wait()
+
+    def start_process(self, name: str, timeout: float = 240.0) -> None:
+        """Starts one stopped process again and waits until it is ready."""
+        process = self._process(name)
+        self._launch(process)
+        self._wait_ready([process], timeout)
+
+    def _wait_ready(self, pending: list[_Process], timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        pending = list(self.processes)
         while pending:
             for process in list(pending):
                 assert process.popen is not None

@@ -205,7 +205,7 @@ def claim(session: Session, handoff_id: int, agent: AgentRow) -> HandoffRow:
     session.refresh(handoff)
     handoff.claimed_at = handoff.claimed_at or utcnow()
     audit(session, agent.email, "claimed", handoff.id)
-    _to_chat(session, handoff, EXTERNAL_CLAIMED, {"agent_name": agent.name})
+    _to_chat(session, handoff, EXTERNAL_CLAIMED, {"agent_name": agent.name, "handoff_id": str(handoff.id)})
     _changed(session, handoff, "claimed")
     return handoff
 
@@ -300,7 +300,7 @@ def transfer(session: Session, handoff_id: int, agent: AgentRow, to: AgentRow, n
         )
     )
     audit(session, agent.email, "transferred", handoff.id, to=to.email, note=note)
-    _to_chat(session, handoff, EXTERNAL_CLAIMED, {"agent_name": to.name})
+    _to_chat(session, handoff, EXTERNAL_CLAIMED, {"agent_name": to.name, "handoff_id": str(handoff.id)})
     _changed(session, handoff, "transferred")
     return handoff
 

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
+import pytest
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.client import get_client
 from actions.handoff import (
+    ActionAskIssueSummary,
     ActionHandoffClosed,
     ActionOpenHandoff,
     ActionRelayAgentMessage,
     ActionRelayUserMessage,
     ActionStartHandoff,
     ActionSubmitRating,
+    ActionSubmitRatingComment,
     ValidateHandoffForm,
+    ValidateRatingCommentForm,
     canonical_priority,
 )
+from actions.outbox import Outbox
 from tests.actions.support import FakeService, bot_event, run, slots_set, tracker, user_event
 
 CONVERSATION = [
@@ -74,21 +82,59 @@ def test_no_agent_online_is_said_honestly(service: FakeService) -> None:
     assert message["opening"] == "2026-11-23 08:00" and message["contact"] == "a@example.com"
 
 
-def test_service_down_at_handoff_keeps_the_bot_in_charge(service: FakeService) -> None:
+def test_a_handoff_asked_for_while_the_service_is_down_is_delivered_later_exactly_once(
+    service: FakeService, outbox: Outbox
+) -> None:
     service.down = True
-    events, dispatcher = run(ActionOpenHandoff(), tracker("x", slots={"contact_email": "a@example.com"}))
-    assert dispatcher.messages[0]["response"] == "utter_handoff_failed"
+    current = tracker("x", events=CONVERSATION, slots={"contact_email": "a@example.com", "handoff_key": "k-9"})
+    events, dispatcher = run(ActionOpenHandoff(), current)
+    assert dispatcher.messages[0]["response"] == "utter_handoff_deferred"
+    assert dispatcher.messages[0]["contact"] == "a@example.com"
     assert "handoff_active" not in slots_set(events)
+    (kept,) = outbox.pending()
+    assert kept["kind"] == "handoff" and kept["payload"]["idempotency_key"] == "k-9"
+    assert len(kept["payload"]["transcript"]) == 5
+
+    client = get_client()
+    assert asyncio.run(outbox.drain_once(client)) == 0  # still down: kept, with a backoff
+    service.down = False
+    service.on("POST", "/api/handoffs", {"id": 11, "queue_position": 1, "agents_online": 1}, status=201)
+    outbox._db.execute("UPDATE outbox SET next_at = 0")  # skip the backoff wait
+    assert asyncio.run(outbox.drain_once(client)) == 1
+    assert outbox.pending() == []
+    (sent,) = service.sent("POST", "/api/handoffs")
+    assert sent["json"]["idempotency_key"] == "k-9"
 
 
-def test_starting_a_handoff_prefills_the_description() -> None:
+def test_starting_a_handoff_suggests_the_description() -> None:
     events, dispatcher = run(
         ActionStartHandoff(), tracker("a person please", intent="request_human", events=CONVERSATION)
     )
     assert dispatcher.messages[0]["response"] == "utter_handoff_intro"
     slots = slots_set(events)
-    assert slots["issue_summary"] == "How do I reset my password?"
-    assert slots["escalate"] is False
+    assert slots["summary_suggestion"] == "How do I reset my password?"
+    assert slots["issue_summary"] is None and slots["escalate"] is False
+
+
+def test_the_description_question_offers_the_users_own_words() -> None:
+    current = tracker("", slots={"summary_suggestion": "VPN drops every hour", "language": "lv"})
+    _, dispatcher = run(ActionAskIssueSummary(), current)
+    message = dispatcher.messages[0]
+    assert message["response"] == "utter_ask_issue_summary_suggested"
+    assert message["buttons"] == [{"title": "Izmantot: VPN drops every hour", "payload": "VPN drops every hour"}]
+    _, plain = run(ActionAskIssueSummary(), tracker(""))
+    assert plain.messages[0]["response"] == "utter_ask_issue_summary"
+
+
+def test_a_description_needs_a_few_words() -> None:
+    form = ValidateHandoffForm()
+    dispatcher = CollectingDispatcher()
+    assert form.validate_issue_summary("ok", dispatcher, tracker("ok"), {}) == {"issue_summary": None}
+    assert dispatcher.messages[0]["response"] == "utter_invalid_issue_summary"
+    text = "  Outlook   asks for my password every 5 minutes "
+    assert form.validate_issue_summary(text, CollectingDispatcher(), tracker(text), {}) == {
+        "issue_summary": "Outlook asks for my password every 5 minutes"
+    }
 
 
 def test_user_messages_are_relayed_silently(service: FakeService) -> None:
@@ -103,10 +149,25 @@ def test_user_messages_are_relayed_silently(service: FakeService) -> None:
     assert dispatcher.messages == [] and events == []
 
 
-def test_a_lost_relay_is_told_to_the_user(service: FakeService) -> None:
+def test_relayed_messages_survive_the_service_being_down_and_keep_their_order(
+    service: FakeService, outbox: Outbox
+) -> None:
+    slots = {"handoff_id": "7", "handoff_active": True}
     service.down = True
-    _, dispatcher = run(ActionRelayUserMessage(), tracker("hello?", slots={"handoff_id": "7", "handoff_active": True}))
-    assert dispatcher.messages[0]["response"] == "utter_relay_failed"
+    events, dispatcher = run(ActionRelayUserMessage(), tracker("hello?", slots=slots))
+    assert dispatcher.messages[0]["response"] == "utter_relay_delayed"
+    assert slots_set(events) == {"relay_delayed": True}
+    # Told once; the next message waits quietly behind the first.
+    service.down = False
+    service.on("POST", "/api/handoffs/7/user-messages", {"id": 1}, status=201)
+    _, again = run(ActionRelayUserMessage(), tracker("is anyone there", slots={**slots, "relay_delayed": True}))
+    assert again.messages == []
+    assert [item["payload"]["text"] for item in outbox.pending()] == ["hello?", "is anyone there"]
+    asyncio.run(outbox.drain_once(get_client()))
+    assert [r["json"]["text"] for r in service.sent("POST", "/api/handoffs/7/user-messages")] == [
+        "hello?",
+        "is anyone there",
+    ]
 
 
 def test_agent_messages_show_the_agents_name() -> None:
@@ -132,15 +193,46 @@ def test_closing_brings_the_bot_back_and_asks_for_a_rating() -> None:
     assert slots["last_handoff_id"] == "7" and slots["awaiting"] == "rating"
 
 
-def test_the_rating_is_stored_with_the_handoff(service: FakeService) -> None:
+def test_the_rating_and_the_comment_are_stored_with_the_handoff(service: FakeService) -> None:
     service.on("POST", "/api/handoffs/7/rating", {"id": 7, "rating": 4})
     current = tracker(
         '/rate{"rating": "4"}', intent="rate", entities=[{"entity": "rating", "value": "4"}],
         slots={"last_handoff_id": "7"},
     )  # fmt: skip
-    _, dispatcher = run(ActionSubmitRating(), current)
+    events, dispatcher = run(ActionSubmitRating(), current)
     assert service.sent("POST", "/api/handoffs/7/rating")[0]["json"] == {"rating": 4, "comment": ""}
-    assert dispatcher.messages[0]["response"] == "utter_thanks_for_rating"
+    assert slots_set(events)["rating"] == "4" and dispatcher.messages == []
+
+    form = ValidateRatingCommentForm()
+    starting = tracker('/rate{"rating": "4"}', intent="rate")
+    assert form.validate_rating_comment(None, CollectingDispatcher(), starting, {}) == {"rating_comment": None}
+    comment_turn = tracker("Anna was quick, thanks", intent="thank")
+    assert form.validate_rating_comment("Anna was quick, thanks", CollectingDispatcher(), comment_turn, {}) == {
+        "rating_comment": "Anna was quick, thanks"
+    }
+    short_thanks = tracker("nē, paldies", intent="deny")
+    assert form.validate_rating_comment("nē, paldies", CollectingDispatcher(), short_thanks, {}) == {
+        "rating_comment": "-"
+    }
+    no_thanks = tracker("/deny", intent="deny")
+    assert form.validate_rating_comment("/deny", CollectingDispatcher(), no_thanks, {}) == {"rating_comment": "-"}
+
+    done = tracker("", slots={"last_handoff_id": "7", "rating": "4", "rating_comment": "Anna was quick"})
+    _, thanks = run(ActionSubmitRatingComment(), done)
+    assert service.sent("POST", "/api/handoffs/7/rating")[1]["json"] == {"rating": 4, "comment": "Anna was quick"}
+    assert thanks.messages[0]["response"] == "utter_thanks_for_rating"
+    _, skipped = run(
+        ActionSubmitRatingComment(), tracker("", slots={"last_handoff_id": "7", "rating": "4", "rating_comment": "-"})
+    )
+    assert len(service.sent("POST", "/api/handoffs/7/rating")) == 2  # "no, thanks" sends nothing
+    assert skipped.messages[0]["response"] == "utter_thanks_for_rating"
+
+
+def test_an_unreadable_rating_is_asked_again(service: FakeService) -> None:
+    events, dispatcher = run(ActionSubmitRating(), tracker("great", intent="rate", slots={"last_handoff_id": "7"}))
+    assert dispatcher.messages[0]["response"] == "utter_ask_rating"
+    assert slots_set(events) == {"rating": None}
+    assert service.requests == []
 
 
 @pytest.mark.parametrize(

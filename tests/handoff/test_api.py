@@ -49,7 +49,10 @@ def test_the_journey_through_the_queue(client: TestClient, fake_rasa: FakeRasa) 
         ("bot", "Go to id.example.com ..."),
         ("user", "that didn't help"),
     ]
-    assert fake_rasa.wait_for("EXTERNAL_handoff_claimed")["body"]["entities"] == {"agent_name": "Anna Agent"}
+    assert fake_rasa.wait_for("EXTERNAL_handoff_claimed")["body"]["entities"] == {
+        "agent_name": "Anna Agent",
+        "handoff_id": str(handoff["id"]),
+    }
 
     reply = client.post(f"/api/handoffs/{handoff['id']}/messages", json={"text": "Hi, Anna here."}, headers=agent)
     assert reply.status_code == 201

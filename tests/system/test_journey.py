@@ -128,6 +128,10 @@ def test_handoff_live_chat_close_and_rating(running_stack: Any) -> None:
         urgency = user.receive(has_buttons)
         assert [b["title"] for b in urgency[-1]["quick_replies"]][:2] == ["Low", "Normal"]
         user.say('/inform_priority{"priority": "high"}', "High")
+        described = user.receive(has_buttons)
+        (suggestion,) = described[-1]["quick_replies"]
+        assert suggestion == {"title": "Use: How do I reset my password?", "payload": "How do I reset my password?"}
+        user.say(suggestion["payload"], suggestion["title"])
         queued = user.receive(lambda m: (m.get("custom") or {}).get("kind") == "handoff_opened")
         assert "number 1 in the queue" in queued[-1]["text"]
 
@@ -172,9 +176,12 @@ def test_handoff_live_chat_close_and_rating(running_stack: Any) -> None:
         assert any("closed the conversation" in m["text"] for m in back)
         assert [b["title"] for b in back[-1]["quick_replies"]] == ["1", "2", "3", "4", "5"]
         user.say('/rate{"rating": "5"}', "5")
+        user.receive(lambda m: "Anything you'd like to add" in m["text"])
+        user.say("Anna was quick and friendly, thank you!")
         user.receive(lambda m: "Thank you for your feedback" in m["text"])
         rated = api.get(f"/api/handoffs/{handoff['id']}", headers=agent).json()
         assert rated["rating"] == 5 and rated["status"] == "closed"
+        assert rated["rating_comment"] == "Anna was quick and friendly, thank you!"
     finally:
         user.close()
         api.close()
@@ -187,3 +194,49 @@ def test_rasa_api_token_is_required(running_stack: Any) -> None:
         json={"name": "EXTERNAL_agent_message", "entities": {"message": "spoof"}},
     )
     assert response.status_code == 401
+
+
+def test_with_the_service_down_the_bot_is_honest_and_the_handoff_arrives_exactly_once(running_stack: Any) -> None:
+    config = running_stack.config
+    user = ChatUser(config.rasa_url, "lv")
+    try:
+        user.say("Aizmirsu paroli, kā to atjaunot?")
+        user.receive(has_buttons)
+        running_stack.stop_process("service")
+        try:
+            # Searching: an honest message in the user's language, and a way to a person.
+            user.say("Kā pieslēgties VPN no mājām?")
+            down = user.receive(has_buttons)
+            assert "nevaru piekļūt zināšanu bāzei" in down[-1]["text"]
+            assert [b["payload"] for b in down[-1]["quick_replies"]] == ["/request_human"]
+            # Asking for a person: the request is kept and the user is told so.
+            user.say("/request_human", "Runāt ar cilvēku")
+            user.receive(lambda m: "e-pasta" in m["text"])
+            user.say("liga.kalnina@example.com")
+            user.receive(has_buttons)
+            user.say('/inform_priority{"priority": "normal"}', "Normāla")
+            described = user.receive(has_buttons)
+            user.say(described[-1]["quick_replies"][0]["payload"])
+            deferred = user.receive(lambda m: "saglabāts" in m["text"])
+            assert "liga.kalnina@example.com" in deferred[-1]["text"]
+        finally:
+            running_stack.start_process("service")
+        api = httpx.Client(base_url=config.service_url, timeout=10)
+        token = api.post("/api/auth/login", json={"email": "agent@example.com", "password": "firstline-dev"})
+        agent = {"Authorization": f"Bearer {token.json()['token']}"}
+
+        def mine() -> list[dict[str, Any]]:
+            everything = api.get("/api/handoffs", params={"status": "queued", "limit": 500}, headers=agent).json()
+            return [h for h in everything if h["conversation_id"] == user.session_id]
+
+        deadline = time.monotonic() + 60
+        while not mine() and time.monotonic() < deadline:
+            time.sleep(1)
+        time.sleep(5)  # any duplicate delivery would show up by now
+        (handoff,) = mine()
+        assert handoff["language"] == "lv" and handoff["contact"] == "liga.kalnina@example.com"
+        detail = api.get(f"/api/handoffs/{handoff['id']}", headers=agent).json()
+        assert detail["messages"][0]["text"] == "Aizmirsu paroli, kā to atjaunot?"
+        api.close()
+    finally:
+        user.close()
