@@ -144,7 +144,7 @@ def _open_kb(watch: bool = False) -> Any:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(config.sqlalchemy_url)
     migrate(db.engine)
-    embedder = Embedder(config.embedding_model, config.data_dir / "embedding-cache.sqlite")
+    embedder = Embedder(config.effective_embedding_model, config.data_dir / "embedding-cache.sqlite")
     return KnowledgeBase(db, embedder, config.index_dir)
 
 
@@ -238,6 +238,42 @@ def kb_build(
     Example: firstline kb build
     """
     _build(_open_kb(), rebuild=force)
+
+
+@kb_app.command("adapt")
+def kb_adapt(
+    epochs: Annotated[int, typer.Option(min=1, max=20, help="Passes over the example questions.")] = 1,
+) -> None:
+    """Fine-tune the embedding model on the published articles' questions, then rebuild the index.
+
+    Re-run `kb tune` afterwards: thresholds belong to a model. The service uses the adapted
+    model from its next start, unless FIRSTLINE_EMBEDDING_MODEL names another.
+    Example: firstline kb adapt --epochs 1 && firstline kb tune content/eval
+    """
+    from kb_index.adapt import adapt, corpus_fingerprint
+
+    config = settings()
+    if config.embedding_model:
+        raise fail("FIRSTLINE_EMBEDDING_MODEL is set; unset it to use an adapted model")
+    articles = [a for a in _open_kb().all_articles() if a.status == "published"]
+    if not articles:
+        raise fail("no published articles to learn from; import some first")
+    name = f"adapted-{corpus_fingerprint('', articles, epochs)}"
+    folder = config.adapted_pointer.parent / name
+    with typer.progressbar(length=100, label="Adapting the model") as bar:
+        done = [0]
+
+        def advance(step: int, total: int) -> None:
+            target = int(100 * step / total)
+            bar.update(target - done[0])
+            done[0] = target
+
+        report = adapt("", articles, folder, epochs=epochs, progress=advance)
+    pointer = config.adapted_pointer.with_suffix(".tmp")
+    pointer.write_text(name)
+    pointer.replace(config.adapted_pointer)
+    typer.echo(f"adapted on {report.pairs} wordings in {report.steps} steps ({report.seconds:.0f}s): {folder}")
+    _build(_open_kb(), rebuild=True)
 
 
 @kb_app.command("search")

@@ -92,5 +92,21 @@ class Settings(BaseSettings):
         return self.data_dir / "index"
 
     @property
+    def adapted_pointer(self) -> Path:
+        """Names the model `firstline kb adapt` trained for this corpus, if any."""
+        return self.data_dir / "models" / "ADAPTED"
+
+    @property
+    def effective_embedding_model(self) -> str:
+        """FIRSTLINE_EMBEDDING_MODEL if set; else the corpus-adapted model; else the bundled one."""
+        if self.embedding_model:
+            return self.embedding_model
+        if self.adapted_pointer.is_file():
+            adapted = self.adapted_pointer.parent / self.adapted_pointer.read_text().strip()
+            if (adapted / "modules.json").is_file():
+                return str(adapted)
+        return ""
+
+    @property
     def is_development(self) -> bool:
         return self.environment == "development"

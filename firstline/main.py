@@ -81,7 +81,7 @@ def create_app(
         live.start()
         kb = KnowledgeBase(
             db,
-            embedder or Embedder(settings.embedding_model, settings.data_dir / "embedding-cache.sqlite"),
+            embedder or Embedder(settings.effective_embedding_model, settings.data_dir / "embedding-cache.sqlite"),
             settings.index_dir,
         )
         kb.start()

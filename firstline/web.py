@@ -1,7 +1,9 @@
-"""The web pages: the demo site with the chat widget, and the widget script itself.
+"""The web pages: the demo site with the chat widget, the agent and editor consoles.
 
 Front-end libraries come from npm at install time (`make` runs `npm ci`) and are
-served from this process, so nothing is fetched from a CDN at run time.
+served from this process, so nothing is fetched from a CDN at run time. The
+consoles are plain JavaScript modules under ``web/static/console/``; they talk to
+the JSON API with the ``firstline_session`` cookie that ``POST /api/auth/login`` sets.
 """
 
 from __future__ import annotations
@@ -22,6 +24,19 @@ VENDOR_FILES = {
     "socket.io.min.js": "socket.io-client/dist/socket.io.min.js",
     "marked.min.js": "marked/lib/marked.umd.js",
     "purify.min.js": "dompurify/dist/purify.min.js",
+    "diff.min.js": "diff/dist/diff.min.js",
+}
+#: The consoles' pages: no caching (they change with the code), no framing, no inline script.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; media-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    ),
 }
 
 router = APIRouter(include_in_schema=False)
@@ -37,6 +52,22 @@ def demo_site(request: Request, lang: str = "en") -> HTMLResponse:
         "{{socket_url}}", html.escape(settings.public_socket_url, quote=True)
     )
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+
+def _console(name: str) -> HTMLResponse:
+    return HTMLResponse((WEB_DIR / f"{name}.html").read_text(encoding="utf-8"), headers=PAGE_HEADERS)
+
+
+@router.get("/agent", response_class=HTMLResponse)
+def agent_console() -> HTMLResponse:
+    """The agents' console: the live queue and conversations (log in on the page)."""
+    return _console("agent")
+
+
+@router.get("/editor", response_class=HTMLResponse)
+def editor_console() -> HTMLResponse:
+    """The editors' console: articles, content gaps and the dashboard (log in on the page)."""
+    return _console("editor")
 
 
 @router.get("/vendor/{name}")

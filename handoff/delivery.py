@@ -27,6 +27,7 @@ import httpx
 from sqlalchemy import select, update
 
 from firstline.db import Database, utcnow
+from handoff.events import emit
 from handoff.models import MessageRow, OutboxRow
 
 logger = logging.getLogger(__name__)
@@ -199,6 +200,10 @@ class OutboxWorker:
                         session.execute(
                             update(MessageRow).where(MessageRow.id == item.message_id).values(delivery="delivered")
                         )
+                        emit(
+                            session, "message.updated", handoff_id=row.handoff_id, message_id=item.message_id,
+                            delivery="delivered",
+                        )  # fmt: skip
                     continue
                 row.last_error = error
                 if row.attempts >= MAX_ATTEMPTS.get(row.kind, 20):
@@ -207,6 +212,10 @@ class OutboxWorker:
                         session.execute(
                             update(MessageRow).where(MessageRow.id == item.message_id).values(delivery="failed")
                         )
+                        emit(
+                            session, "message.updated", handoff_id=row.handoff_id, message_id=item.message_id,
+                            delivery="failed",
+                        )  # fmt: skip
                 else:
                     row.status = "pending"
                     row.next_attempt_at = utcnow() + timedelta(seconds=min(MAX_BACKOFF_SECONDS, 0.5 * 2**row.attempts))

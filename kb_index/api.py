@@ -233,7 +233,11 @@ def _revision_out(row: ArticleRevisionRow) -> RevisionOut:
 
 
 class ValidateIn(ArticleIn):
+    """Like an article, but empty fields are allowed: they are reported, not refused."""
+
     id: Annotated[str, Field(max_length=200)]
+    title: Annotated[str, Field(max_length=300)] = ""
+    body: Annotated[str, Field(max_length=100_000)] = ""
 
 
 class ValidateOut(BaseModel):
@@ -256,14 +260,18 @@ def gaps(
     editor: CurrentEditor,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    lang: Literal["en", "lv", "ru"] | None = None,
 ) -> list[dict[str, Any]]:
     """Questions the bot did not resolve, grouped by meaning, most frequent first."""
-    return insights.content_gaps(session, kb.embedder, days, limit)
+    return insights.content_gaps(session, kb.embedder, days, limit, lang)
 
 
 @router.get("/dashboard")
 def dashboard(
-    session: SessionDep, editor: CurrentEditor, days: Annotated[int, Query(ge=1, le=366)] = 30
+    session: SessionDep,
+    editor: CurrentEditor,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+    lang: Literal["en", "lv", "ru"] | None = None,
 ) -> dict[str, Any]:
     """Conversations per day, share resolved by the bot, handoffs, CSAT, top articles, per language."""
-    return insights.dashboard(session, days)
+    return insights.dashboard(session, days, lang)

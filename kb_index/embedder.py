@@ -45,7 +45,7 @@ class Embedder:
         self.batch_size = batch_size
         self._model: Any = None
         self._load_lock = threading.Lock()
-        self._cache_path = cache_path
+        self.cache_path = cache_path
         self._cache_lock = threading.Lock()
         self._cache: sqlite3.Connection | None = None
 
@@ -70,11 +70,11 @@ class Embedder:
 
     # -- cache ----------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection | None:
-        if self._cache_path is None:
+        if self.cache_path is None:
             return None
         if self._cache is None:
-            self._cache_path.parent.mkdir(parents=True, exist_ok=True)
-            self._cache = sqlite3.connect(self._cache_path, check_same_thread=False)
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            self._cache = sqlite3.connect(self.cache_path, check_same_thread=False)
             self._cache.execute("PRAGMA journal_mode=WAL")
             self._cache.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vector BLOB)")
         return self._cache

@@ -53,15 +53,13 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def gap_queries(session: Session, since: datetime) -> list[tuple[str, str, str, datetime]]:
+def gap_queries(session: Session, since: datetime, language: str | None = None) -> list[tuple[str, str, str, datetime]]:
     """(query, language, reason, when) for every unresolved question since `since`."""
     handed_off = set(session.scalars(select(HandoffRow.conversation_id).where(HandoffRow.created_at >= since)))
-    rows = session.scalars(
-        select(QueryLogRow)
-        .where(QueryLogRow.created_at >= since)
-        .order_by(QueryLogRow.created_at.desc())
-        .limit(MAX_GAP_QUERIES * 3)
-    )
+    query = select(QueryLogRow).where(QueryLogRow.created_at >= since)
+    if language:
+        query = query.where(QueryLogRow.language == language)
+    rows = session.scalars(query.order_by(QueryLogRow.created_at.desc()).limit(MAX_GAP_QUERIES * 3))
     found = []
     for row in rows:
         if row.decision == "none":
@@ -78,9 +76,11 @@ def gap_queries(session: Session, since: datetime) -> list[tuple[str, str, str, 
     return found
 
 
-def content_gaps(session: Session, embedder: Embedder, days: int = 30, limit: int = 50) -> list[dict[str, Any]]:
+def content_gaps(
+    session: Session, embedder: Embedder, days: int = 30, limit: int = 50, language: str | None = None
+) -> list[dict[str, Any]]:
     """Unresolved questions grouped by meaning, the most frequent first."""
-    queries = gap_queries(session, utcnow() - timedelta(days=days))
+    queries = gap_queries(session, utcnow() - timedelta(days=days), language)
     if not queries:
         return []
     vectors = embedder.encode([q[0] for q in queries])
@@ -107,26 +107,29 @@ def content_gaps(session: Session, embedder: Embedder, days: int = 30, limit: in
     return [g.to_dict() for g in gaps[:limit]]
 
 
-def dashboard(session: Session, days: int = 30) -> dict[str, Any]:
-    """Conversations, bot resolution, handoffs and CSAT per day; top articles; per language."""
+def dashboard(session: Session, days: int = 30, language: str | None = None) -> dict[str, Any]:
+    """Conversations, bot resolution, handoffs and CSAT per day; top articles; per language.
+
+    With `language`, only conversations in that language count.
+    """
     now = utcnow()
     since = now - timedelta(days=days)
-    logs = session.execute(
-        select(
-            QueryLogRow.conversation_id,
-            QueryLogRow.language,
-            QueryLogRow.created_at,
-            QueryLogRow.decision,
-            QueryLogRow.article_id,
-            QueryLogRow.outcome,
-        ).where(QueryLogRow.created_at >= since)
-    ).all()
-    handoffs = session.execute(
-        select(
-            HandoffRow.conversation_id, HandoffRow.language, HandoffRow.created_at, HandoffRow.rating,
-            HandoffRow.rated_at,
-        ).where(HandoffRow.created_at >= since)
-    ).all()  # fmt: skip
+    log_query = select(
+        QueryLogRow.conversation_id,
+        QueryLogRow.language,
+        QueryLogRow.created_at,
+        QueryLogRow.decision,
+        QueryLogRow.article_id,
+        QueryLogRow.outcome,
+    ).where(QueryLogRow.created_at >= since)
+    handoff_query = select(
+        HandoffRow.conversation_id, HandoffRow.language, HandoffRow.created_at, HandoffRow.rating, HandoffRow.rated_at
+    ).where(HandoffRow.created_at >= since)
+    if language:
+        log_query = log_query.where(QueryLogRow.language == language)
+        handoff_query = handoff_query.where(HandoffRow.language == language)
+    logs = session.execute(log_query).all()
+    handoffs = session.execute(handoff_query).all()
     first_seen: dict[str, tuple[str, str]] = {}
     for conversation, language, created, *_ in sorted(logs, key=lambda r: _aware(r[2])):
         first_seen.setdefault(conversation, (_aware(created).date().isoformat(), language))
@@ -177,6 +180,7 @@ def dashboard(session: Session, days: int = 30) -> dict[str, Any]:
     resolved = sum(1 for c in first_seen if c not in handed_off)
     return {
         "window_days": days,
+        "language": language,
         "totals": {
             "conversations": total,
             "resolved_by_bot": resolved,

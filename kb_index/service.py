@@ -86,10 +86,15 @@ class KnowledgeBase:
         return self.index_root / "calibration.json"
 
     def stored_calibration(self) -> Calibration:
+        """The fitted calibration, if it was fitted for this embedding model (else defaults)."""
         try:
-            return Calibration.from_dict(json.loads(self.calibration_path.read_text()))
+            calibration = Calibration.from_dict(json.loads(self.calibration_path.read_text()))
         except (OSError, ValueError):
             return Calibration()
+        if calibration.fitted.get("model", self.embedder.model_name) != self.embedder.model_name:
+            logger.warning("the stored thresholds were fitted for another model; run `firstline kb tune`")
+            return Calibration()
+        return calibration
 
     def load_saved(self) -> None:
         """Serves the index saved on disk, if there is one for this embedding model."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -229,6 +229,7 @@ def tune(
         languages=languages,
         fitted={
             "objective": objective,
+            "model": index.model,
             "corpus_hash": index.corpus_hash,
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "report": reports,
@@ -327,3 +328,48 @@ def fit(
         return embedder.encode(texts)
 
     return index.with_calibration(tune(index, encode, validation, objective, clarify))
+
+
+@dataclass
+class Engine:
+    """An index with the embedder that made it: what the benchmarks search."""
+
+    index: SearchIndex
+    embedder: Embedder
+
+    def search_many(self, queries: Sequence[tuple[str, str]], top_k: int = 5) -> list[tuple[str, list[str]]]:
+        """(decision, ranked article ids) for each (text, language), embedding all at once."""
+        vectors = self.embedder.encode([text for text, _ in queries])
+        results: list[tuple[str, list[str]]] = []
+        for i, (text, language) in enumerate(queries):
+            found = self.index.search(text, vectors[i : i + 1], language, top_k)
+            results.append((found.decision, [r.article.id for r in found.results]))
+        return results
+
+
+def fit_engine(
+    articles: list[Article],
+    validation: list[LabelledQuery],
+    embedder: Embedder,
+    objective: Objective = "utility",
+    clarify: bool = True,
+    adapt_epochs: int = 0,
+    adapted_dir: Path | None = None,
+) -> Engine:
+    """Like `fit`, optionally adapting the embedding model to the articles first.
+
+    Args:
+        adapt_epochs: 0 keeps the model as it is; otherwise epochs of contrastive
+            fine-tuning on the articles' example questions (see `kb_index.adapt`).
+        adapted_dir: where adapted models are kept, one folder per corpus
+            fingerprint, so a second run reuses the first one's training.
+    """
+    if adapt_epochs:
+        from kb_index.adapt import adapt, corpus_fingerprint
+
+        root = adapted_dir or Path("data") / "models"
+        folder = root / f"adapted-{corpus_fingerprint(embedder.model_name, articles, adapt_epochs)}"
+        if not (folder / "modules.json").is_file():
+            adapt(embedder.model_name, articles, folder, epochs=adapt_epochs)
+        embedder = Embedder(str(folder), embedder.cache_path)
+    return Engine(fit(articles, validation, embedder, objective, clarify), embedder)

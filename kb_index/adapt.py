@@ -1,0 +1,143 @@
+"""Adapting the embedding model to a corpus (`firstline kb adapt`).
+
+A general sentence model places "my VPN certificate expired" and "GlobalProtect says
+the certificate is invalid" close together, but not as close as it places them to
+each other than to every other article's questions. Contrastive fine-tuning on the
+corpus's own example questions (multiple-negatives ranking loss: a question and
+another wording of the same article are a pair, every other pair in the batch is a
+negative) pulls each article's wordings together and pushes articles apart, which
+is exactly what both the ranking and the answer/none decision need.
+
+The loop is written out (a few lines of PyTorch) rather than taken from
+sentence-transformers' trainer, which needs the `datasets` and `accelerate` packages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kb_index.corpus import Article
+from kb_index.embedder import resolve_model_path
+
+
+@dataclass(frozen=True)
+class AdaptReport:
+    path: Path
+    pairs: int
+    steps: int
+    seconds: float
+
+
+def training_pairs(articles: Sequence[Article], seed: int = 13) -> list[tuple[str, str, str]]:
+    """(article id, text, another wording of the same article) for every question and title."""
+    rng = random.Random(seed)
+    pairs: list[tuple[str, str, str]] = []
+    for article in articles:
+        wordings = list(dict.fromkeys([article.title, *article.questions]))
+        if len(wordings) < 2:
+            continue
+        for text in wordings:
+            other = rng.choice([w for w in wordings if w != text])
+            pairs.append((article.id, text, other))
+    rng.shuffle(pairs)
+    return pairs
+
+
+def _batches(pairs: list[tuple[str, str, str]], size: int) -> list[list[tuple[str, str, str]]]:
+    """Batches in which no article appears twice (it would be its own false negative)."""
+    batches: list[list[tuple[str, str, str]]] = []
+    pending = list(pairs)
+    while pending:
+        batch: list[tuple[str, str, str]] = []
+        used: set[str] = set()
+        rest: list[tuple[str, str, str]] = []
+        for pair in pending:
+            if len(batch) < size and pair[0] not in used:
+                batch.append(pair)
+                used.add(pair[0])
+            else:
+                rest.append(pair)
+        if len(batch) < 2:
+            break
+        batches.append(batch)
+        pending = rest
+    return batches
+
+
+def corpus_fingerprint(base_model: str, articles: Sequence[Article], epochs: int) -> str:
+    digest = hashlib.sha256(f"{base_model}\0{epochs}".encode())
+    for article in sorted(articles, key=lambda a: a.id):
+        digest.update(json.dumps([article.id, article.title, article.questions], ensure_ascii=False).encode())
+    return digest.hexdigest()[:16]
+
+
+def adapt(
+    base_model: str,
+    articles: Sequence[Article],
+    out_dir: Path,
+    epochs: int = 1,
+    batch_size: int = 64,
+    learning_rate: float = 3e-5,
+    scale: float = 20.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> AdaptReport:
+    """Fine-tunes `base_model` on the articles' wordings and saves it to `out_dir`.
+
+    Args:
+        base_model: the model setting (empty for the bundled one) or a path.
+        articles: the corpus; articles with fewer than two wordings teach nothing.
+        out_dir: where the adapted sentence-transformers folder is written.
+        progress: called with (step, total steps).
+
+    Returns:
+        Where the model went and what the training saw.
+    """
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    started = time.monotonic()
+    torch.manual_seed(13)
+    model = SentenceTransformer(resolve_model_path(base_model), device="cpu")
+    pairs = training_pairs(articles)
+    schedule = [batch for _ in range(epochs) for batch in _batches(pairs, batch_size)]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    warmup = max(1, len(schedule) // 10)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup) * max(0.0, 1 - step / max(1, len(schedule)))
+    )
+    model.train()
+    for step, batch in enumerate(schedule):
+        anchors = _embed(model, [p[1] for p in batch])
+        positives = _embed(model, [p[2] for p in batch])
+        scores = scale * anchors @ positives.T
+        labels = torch.arange(len(batch))
+        # Symmetric: each anchor must pick its positive, and each positive its anchor.
+        loss = (
+            torch.nn.functional.cross_entropy(scores, labels) + torch.nn.functional.cross_entropy(scores.T, labels)
+        ) / 2
+        loss.backward()  # type: ignore[no-untyped-call]
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        if progress is not None:
+            progress(step + 1, len(schedule))
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save(str(out_dir))
+    return AdaptReport(out_dir, len(pairs), len(schedule), time.monotonic() - started)
+
+
+def _embed(model: Any, texts: list[str]) -> Any:
+    import torch
+
+    features = model.tokenize(texts)
+    output = model(features)
+    return torch.nn.functional.normalize(output["sentence_embedding"], dim=-1)
