@@ -312,17 +312,17 @@ def kb_search(
 def kb_tune(
     queries: Annotated[Path, typer.Argument(help="Labelled queries: a .jsonl file or a directory of them.")],
     split: Annotated[str | None, typer.Option(help='Use only lines with this "split" value.')] = "validation",
-    objective: Annotated[str, typer.Option(help="utility or balanced.")] = "utility",
+    objective: Annotated[str, typer.Option(help="utility, balanced or recall_floor.")] = "utility",
 ) -> None:
     """Fit fusion weights and answer/clarify thresholds on labelled validation queries.
 
     Example: firstline kb tune content/eval --split validation
     """
     from kb_index.errors import CorpusError, KnowledgeBaseError
-    from kb_index.tuning import read_queries, tune
+    from kb_index.tuning import OBJECTIVES, read_queries, tune
 
-    if objective not in ("utility", "balanced"):
-        raise fail("--objective must be utility or balanced")
+    if objective not in OBJECTIVES:
+        raise fail(f"--objective must be one of {', '.join(OBJECTIVES)}")
     try:
         labelled = read_queries(queries, split)
         kb = _open_kb()

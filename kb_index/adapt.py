@@ -105,8 +105,10 @@ def adapt(
     started = time.monotonic()
     torch.manual_seed(13)
     model = SentenceTransformer(resolve_model_path(base_model), device="cpu")
-    pairs = training_pairs(articles)
-    schedule = [batch for _ in range(epochs) for batch in _batches(pairs, batch_size)]
+    # Every epoch pairs each wording with another partner, so a second epoch teaches more.
+    epoch_pairs = [training_pairs(articles, seed=13 + epoch) for epoch in range(epochs)]
+    pairs = epoch_pairs[0]
+    schedule = [batch for pairs_of_epoch in epoch_pairs for batch in _batches(pairs_of_epoch, batch_size)]
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     warmup = max(1, len(schedule) // 10)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -138,6 +140,6 @@ def adapt(
 def _embed(model: Any, texts: list[str]) -> Any:
     import torch
 
-    features = model.tokenize(texts)
+    features = model.preprocess(texts)
     output = model(features)
     return torch.nn.functional.normalize(output["sentence_embedding"], dim=-1)

@@ -21,7 +21,11 @@ from kb_index.embedder import Embedder
 from kb_index.errors import CorpusError, Problem
 from kb_index.index import ScoredArticle, SearchIndex
 
-Objective = Literal["utility", "balanced"]
+Objective = Literal["utility", "balanced", "recall_floor"]
+OBJECTIVES: tuple[str, ...] = ("utility", "balanced", "recall_floor")
+#: The "recall_floor" objective's out-of-scope recall, required of the lower end of
+#: its 95 % confidence interval on the validation queries.
+MIN_OOS_RECALL = 0.70
 WEIGHT_GRID = [round(w, 2) for w in np.arange(0.0, 1.0001, 0.05)]
 THRESHOLD_GRID = [round(t, 3) for t in np.arange(0.02, 0.981, 0.01)]
 #: Fewer labelled queries than this in a language: it uses the pooled fit.
@@ -128,11 +132,24 @@ def _score(
             utility += 1.0 if hit else -1.0
         elif decision == "clarify":
             utility += 0.5 if query.expected in top_ids[:3] else -0.25
-    if objective == "balanced":
-        accuracy = correct / in_scope if in_scope else 0.0
-        recall = rejected / oos if oos else 0.0
-        return accuracy + recall
-    return utility / max(1, in_scope + oos)
+    if objective == "utility":
+        return utility / max(1, in_scope + oos)
+    accuracy = correct / in_scope if in_scope else 0.0
+    recall = rejected / oos if oos else 0.0
+    if objective == "recall_floor" and wilson_lower(rejected, oos) >= MIN_OOS_RECALL:
+        # Any threshold that meets the floor beats every one that does not (those score ≤ 2).
+        return 2.0 + accuracy
+    return accuracy + recall
+
+
+def wilson_lower(successes: int, trials: int, z: float = 1.96) -> float:
+    """The lower end of the Wilson score interval: a recall that 100 queries can vouch for."""
+    if not trials:
+        return 0.0
+    p = successes / trials
+    centre = p + z * z / (2 * trials)
+    spread = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    return float((centre - spread) / (1 + z * z / trials))
 
 
 def _fit_language(
@@ -161,16 +178,42 @@ def _fit_language(
             for o, r in zip(observed, reranked, strict=True)
         ]
     )
-    coef, intercept = base.coef, base.intercept
+    candidates = [LanguageCalibration(best_weight, base.coef, base.intercept)]
     if 0 < labels.sum() < len(labels):
-        model = LogisticRegression(C=10.0, max_iter=1000).fit(features, labels)
-        coef = (float(model.coef_[0][0]), float(model.coef_[0][1]), float(model.coef_[0][2]))
-        intercept = float(model.intercept_[0])
-    calibration = LanguageCalibration(best_weight, coef, intercept)
-    outcomes = [
-        (o.query, [item[2] for item in r], calibration.confidence(*_features(r)))
-        for o, r in zip(observed, reranked, strict=True)
-    ]
+        # Two confidence functions: with the margin to the runner-up, which spots confusions
+        # between neighbouring articles, and without it, since a question nothing answers can
+        # still have a clear winner. The objective on the validation queries picks one.
+        candidates = []
+        for used in ((0, 1, 2), (0, 2)):
+            model = LogisticRegression(C=10.0, max_iter=1000).fit(features[:, list(used)], labels)
+            coef = [0.0, 0.0, 0.0]
+            for column, value in zip(used, model.coef_[0], strict=True):
+                coef[column] = float(value)
+            candidates.append(LanguageCalibration(best_weight, (coef[0], coef[1], coef[2]), float(model.intercept_[0])))
+    best: tuple[float, LanguageCalibration] | None = None
+    for calibration in candidates:
+        outcomes = [
+            (o.query, [item[2] for item in r], calibration.confidence(*_features(r)))
+            for o, r in zip(observed, reranked, strict=True)
+        ]
+        value, calibration.answer_threshold, calibration.clarify_threshold = _thresholds(outcomes, objective)
+        if best is None or value > best[0] + 1e-12:
+            best = (value, calibration)
+    assert best is not None
+    report = {
+        "queries": len(observed),
+        "in_scope": len(in_scope),
+        "dense_weight": best_weight,
+        "uses_margin": best[1].coef[1] != 0.0,
+        "objective_value": round(best[0], 4),
+    }
+    return best[1], report
+
+
+def _thresholds(
+    outcomes: list[tuple[LabelledQuery, list[str], float]], objective: Objective
+) -> tuple[float, float, float]:
+    """(objective value, answer threshold, clarify threshold) at the best grid point."""
     best = (-1e9, 0.5, 0.3)
     for answer in THRESHOLD_GRID:
         for clarify in [t for t in THRESHOLD_GRID if t <= answer]:
@@ -178,14 +221,7 @@ def _fit_language(
             # Prefer fewer clarifications on ties: a direct answer is a better experience.
             if value > best[0] + 1e-12 or (abs(value - best[0]) <= 1e-12 and clarify > best[2]):
                 best = (value, answer, clarify)
-    calibration.answer_threshold, calibration.clarify_threshold = best[1], best[2]
-    report = {
-        "queries": len(observed),
-        "in_scope": len(in_scope),
-        "dense_weight": best_weight,
-        "objective_value": round(best[0], 4),
-    }
-    return calibration, report
+    return best
 
 
 def tune(
@@ -202,7 +238,9 @@ def tune(
         encode: embeds a batch of query texts.
         queries: labelled validation queries (never the test split).
         objective: "utility" rewards right answers and penalises wrong ones;
-            "balanced" maximises in-scope accuracy plus out-of-scope recall.
+            "balanced" maximises in-scope accuracy plus out-of-scope recall;
+            "recall_floor" maximises in-scope accuracy among the thresholds whose
+            out-of-scope recall is at least MIN_OOS_RECALL with 95 % confidence.
         clarify: False fits a single answer/none threshold (clarify never chosen).
 
     Raises:

@@ -1,0 +1,86 @@
+"""Ranking and fitting details: per-article dense scores, objectives, model adaptation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kb_index.corpus import Article
+from kb_index.embedder import Embedder
+from kb_index.index import SearchIndex, Unit
+from kb_index.tuning import MIN_OOS_RECALL, LabelledQuery, _thresholds, wilson_lower
+
+
+def unit_vector(*values: float) -> np.ndarray:
+    vector = np.array(values, dtype=np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def test_several_close_wordings_outrank_one_lucky_wording() -> None:
+    # "lucky" has one wording very close to the query and two far from it; "steady" has
+    # three wordings all fairly close. The best unit alone would pick "lucky".
+    query = unit_vector(1, 0, 0)
+    lucky = [unit_vector(1, 0.2, 0), unit_vector(0, 1, 0), unit_vector(0, 0, 1)]
+    steady = [unit_vector(1, 0.6, 0), unit_vector(1, 0, 0.6), unit_vector(1, 0.5, 0.5)]
+    articles = [
+        Article(id="lucky", language="en", title="l", body="b", questions=["q1", "q2"]),
+        Article(id="steady", language="en", title="s", body="b", questions=["q3", "q4"]),
+    ]
+    units = [Unit(0, "title", "l"), Unit(0, "question", "q1"), Unit(0, "question", "q2")]
+    units += [Unit(1, "title", "s"), Unit(1, "question", "q3"), Unit(1, "question", "q4")]
+    index = SearchIndex(articles, units, np.stack(lucky + steady), "test")
+
+    ranked = index.rank(query[None, :], "", "en")
+
+    assert [r.article.id for r in ranked] == ["steady", "lucky"]
+    assert ranked[0].dense == pytest.approx(float(np.mean([v @ query for v in steady])), abs=1e-5)
+
+
+def test_wilson_lower_bound() -> None:
+    assert wilson_lower(0, 0) == 0.0
+    assert wilson_lower(80, 100) == pytest.approx(0.711, abs=0.001)
+    assert wilson_lower(100, 100) < 1.0
+    assert wilson_lower(78, 100) < MIN_OOS_RECALL <= wilson_lower(79, 100)
+
+
+def test_recall_floor_answers_most_while_keeping_out_of_scope_recall() -> None:
+    # 100 in-scope queries answered right, confidence 0.50 … 0.99; 100 out-of-scope ones,
+    # confidence 0.00 … 0.99. Recall 79/100 (Wilson lower bound ≥ 0.70) needs threshold 0.79.
+    outcomes = [(LabelledQuery(f"in {i}", "en", "a"), ["a"], 0.5 + i / 200) for i in range(100)]
+    outcomes += [(LabelledQuery(f"out {i}", "en", None), ["a"], i / 100) for i in range(100)]
+
+    _, floor_threshold, _ = _thresholds(outcomes, "recall_floor")
+    _, balanced_threshold, _ = _thresholds(outcomes, "balanced")
+
+    rejected = sum(c < floor_threshold for q, _, c in outcomes if q.expected is None)
+    assert wilson_lower(rejected, 100) >= MIN_OOS_RECALL
+    assert floor_threshold == pytest.approx(0.79)  # the lowest threshold that meets the floor
+    assert balanced_threshold != floor_threshold
+
+
+def test_adapting_pulls_an_articles_wordings_together(tmp_path: Path) -> None:
+    from kb_index.adapt import adapt
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    articles = [
+        Article(id="vpn", language="en", title="VPN", body="b",
+                questions=["vpn keeps dropping", "GlobalProtect disconnects", "remote access is unstable"]),
+        Article(id="printer", language="en", title="Printer", body="b",
+                questions=["printer is offline", "cannot print on floor 3", "print jobs stay in the queue"]),
+        Article(id="password", language="en", title="Password", body="b",
+                questions=["forgot my password", "reset my login", "locked out of my account"]),
+    ]  # fmt: skip
+    pair = ["GlobalProtect disconnects", "remote access is unstable"]
+
+    def similarity(model: str) -> float:
+        vectors = Embedder(model, tmp_path / f"cache-{len(model)}.sqlite").encode(pair)
+        return float(vectors[0] @ vectors[1])
+
+    report = adapt("", articles, tmp_path / "adapted", epochs=4, batch_size=3, learning_rate=1e-4)
+
+    assert (report.path / "modules.json").is_file()
+    assert report.steps > 0
+    assert similarity(str(report.path)) > similarity("") + 0.02
