@@ -5,10 +5,16 @@ from __future__ import annotations
 import sys
 import time
 
-from benchmarks import kb_demo, system
+from benchmarks import banking77, clinc150, handoff_queue, kb_demo, system
 from firstline.config import Settings
 
-BENCHMARKS = {"kb-demo": kb_demo.run, "system": system.run}
+BENCHMARKS = {
+    "kb-demo": kb_demo.run,
+    "system": system.run,
+    "handoff-queue": handoff_queue.run,
+    "clinc150": clinc150.run,
+    "banking77": banking77.run,
+}
 
 
 def main(names: list[str]) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from firstline.devservers import free_port
+
+__all__ = ["free_port", "mean", "percentile", "rss_mb", "table"]
 
 
 def table(title: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
@@ -30,12 +33,6 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 def mean(values: Sequence[float]) -> float:
     return statistics.fmean(values) if values else float("nan")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_mb(pid: int) -> float:

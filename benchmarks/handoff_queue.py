@@ -48,7 +48,7 @@ def _handoff(number: int) -> dict[str, Any]:
 
 
 @contextmanager
-def _service(database_url: str) -> Iterator[str]:
+def _service(database_url: str, workers: int = 1) -> Iterator[str]:
     data_dir = Path(tempfile.mkdtemp(prefix="firstline-bench-"))
     port = free_port()
     env = {
@@ -62,7 +62,7 @@ def _service(database_url: str) -> Iterator[str]:
         "FIRSTLINE_RASA_URL": "http://127.0.0.1:9",  # nobody listens: chat events wait in the outbox
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "firstline.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "firstline.cli", "serve", "--port", str(port), "--workers", str(workers)],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -171,12 +171,13 @@ def run(settings: Settings) -> str:
         rows.append(["PostgreSQL", f"not measured: {exc}", "", "", "", "", ""])
     else:
         try:
-            with _service(postgres.create_database("bench")) as url:
-                rows.append(["PostgreSQL", *_measure(url)])
+            for workers in (1, 2):
+                with _service(postgres.create_database(f"bench{workers}"), workers) as url:
+                    rows.append([f"PostgreSQL, {workers} worker{'s' if workers > 1 else ''}", *_measure(url)])
         finally:
             postgres.stop()
     return table(
-        f"Handoff queue through the HTTP API (one service process; {CREATORS} concurrent bot clients, "
+        f"Handoff queue through the HTTP API ({CREATORS} concurrent bot clients, "
         f"{CREATIONS} creations; {CLAIMS} claims; {LIVE_SAMPLES} live-update samples)",
         [
             "database",

@@ -52,6 +52,7 @@ def settings() -> Settings:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default FIRSTLINE_PORT or 8000).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes; more than one needs PostgreSQL.")] = 1,
 ) -> None:
     """Run the firstline service alone.
 
@@ -63,13 +64,34 @@ def serve(
 
     config = settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
-        create_app(config),
-        host=host or config.host,
-        port=port or config.port,
-        log_level="info",
-        timeout_graceful_shutdown=5,
-    )
+    options: dict[str, Any] = {
+        "host": host or config.host,
+        "port": port or config.port,
+        "log_level": "info",
+        "timeout_graceful_shutdown": 5,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(config), **options)
+        return
+    if not config.sqlalchemy_url.startswith("postgresql"):
+        raise fail("--workers above 1 needs PostgreSQL (FIRSTLINE_DATABASE_URL): SQLite has no NOTIFY")
+    # Once here, so the workers do not race each other through the migrations and the
+    # first start's development accounts and demo knowledge base.
+    kb = _open_kb()
+    try:
+        if config.is_development:
+            from firstline.bootstrap import ensure_demo_kb, ensure_dev_accounts
+
+            kb.start(watch_interval=None)
+            ensure_dev_accounts(kb.db)
+            ensure_demo_kb(config, kb.db, kb)
+            kb.flush()
+    finally:
+        kb.stop()
+        kb.db.dispose()
+    # Each worker builds its app from the environment; they share the database and see
+    # each other's changes through LISTEN/NOTIFY, like instances behind a load balancer.
+    uvicorn.run("firstline.main:create_app", factory=True, workers=workers, **options)
 
 
 @app.command()

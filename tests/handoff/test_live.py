@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from firstline.devservers import free_port
 from firstline.main import create_app
 from handoff.delivery import RasaClient
 from kb_index.embedder import Embedder
-from tests.app_fixtures import SERVICE, EventStream, FakeRasa, LiveServer, make_settings
+from tests.app_fixtures import SERVICE, SERVICE_TOKEN, EventStream, FakeRasa, LiveServer, make_settings
 from tests.handoff.test_api import new_handoff
 
 
@@ -96,3 +100,64 @@ def test_rolled_back_changes_send_no_event(
                 stream.next_event("handoff.updated", timeout=1.0)
         finally:
             stream.close()
+
+
+def serve_command(port: int, workers: int) -> list[str]:
+    return [sys.executable, "-m", "firstline.cli", "serve", "--port", str(port), "--workers", str(workers)]
+
+
+def serve_env(data_dir: Path, database_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "FIRSTLINE_DATA_DIR": str(data_dir),
+        "FIRSTLINE_DATABASE_URL": database_url,
+        "FIRSTLINE_SERVICE_TOKEN": SERVICE_TOKEN,
+        "FIRSTLINE_DEMO_CORPUS_DIR": "",
+        "FIRSTLINE_DEMO_EVAL_DIR": "",
+        "FIRSTLINE_RASA_URL": "http://127.0.0.1:9",
+    }
+
+
+def test_several_workers_need_postgresql(tmp_path: Path) -> None:
+    done = subprocess.run(
+        serve_command(free_port(), 2),
+        env=serve_env(tmp_path, f"sqlite:///{tmp_path}/one.db"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "--workers above 1 needs PostgreSQL" in done.stderr
+
+
+def test_workers_of_one_service_share_live_updates(tmp_path: Path, postgres_url: str) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        serve_command(port, 2), env=serve_env(tmp_path, postgres_url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.5)
+        # Each request may land on either worker; the stream is held by one of them.
+        stream = EventStream(f"{url}/api/events", agent_headers(url))
+        try:
+            created = [
+                httpx.post(f"{url}/api/handoffs", json=new_handoff(f"worker-{n}"), headers=SERVICE).json()["id"]
+                for n in range(12)
+            ]
+            seen = [stream.next_event("handoff.created")["handoff_id"] for _ in created]
+            assert sorted(seen) == sorted(created)
+        finally:
+            stream.close()
+    finally:
+        server.terminate()
+        server.wait(30)
