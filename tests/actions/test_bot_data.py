@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import yaml
@@ -67,3 +68,69 @@ def test_every_response_an_action_sends_exists() -> None:
     responses = yaml.safe_load((ROOT / "bot" / "domain" / "responses.yml").read_text(encoding="utf-8"))["responses"]
     used = set(re.findall(r'response="(utter_\w+)"', ACTION_SOURCE))
     assert used - set(responses) == set()
+
+
+# -- NLU training data and conversation tests ------------------------------------------
+NLU_DIR = ROOT / "bot" / "data" / "nlu"
+LANGUAGES = ("en", "lv", "ru")
+HOLDOUT = ROOT / "tests" / "bot" / "nlu_holdout.yml"
+#: Real, varied examples each intent needs in every language.
+MIN_EXAMPLES = 15
+#: Conversation tests (tests/bot/test_<language>.yml) each language needs.
+MIN_STORIES = 30
+
+
+def _normalised(text: str) -> str:
+    """Lower case, without entity markup, punctuation and diacritics ("Jā!" and "ja" are one example)."""
+    text = re.sub(r"\[([^\]]+)\](\{[^}]*\}|\([^)]*\))", r"\1", text).lower().replace("ё", "е")
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+
+
+def _examples(path: Path) -> list[tuple[str, str]]:
+    """(intent, example) in file order."""
+    rows = []
+    for block in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
+        if "intent" in block:
+            for line in block["examples"].splitlines():
+                if line.strip().startswith("- "):
+                    rows.append((block["intent"], line.strip()[2:]))
+    return rows
+
+
+def test_every_intent_has_enough_examples_in_every_language() -> None:
+    domain = yaml.safe_load((ROOT / "bot" / "domain" / "core.yml").read_text(encoding="utf-8"))
+    typed = [i for i in domain["intents"] if not i.startswith("EXTERNAL_") and i not in NOT_TYPED_BY_USERS]
+    for language in LANGUAGES:
+        counts: dict[str, int] = {}
+        for intent, _ in _examples(NLU_DIR / f"{language}.yml"):
+            counts[intent] = counts.get(intent, 0) + 1
+        too_few = {i: counts.get(i, 0) for i in typed if counts.get(i, 0) < MIN_EXAMPLES}
+        assert too_few == {}, f"{language}: fewer than {MIN_EXAMPLES} examples"
+
+
+def test_no_example_belongs_to_two_intents() -> None:
+    seen: dict[str, str] = {}
+    clashes = []
+    for language in LANGUAGES:
+        for intent, example in _examples(NLU_DIR / f"{language}.yml"):
+            other = seen.setdefault(_normalised(example), intent)
+            if other != intent:
+                clashes.append((example, other, intent))
+    assert clashes == []
+
+
+def test_held_out_examples_are_not_trained_on() -> None:
+    trained = {_normalised(e) for language in LANGUAGES for _, e in _examples(NLU_DIR / f"{language}.yml")}
+    leaked = [e for _, e in _examples(HOLDOUT) if _normalised(e) in trained]
+    assert leaked == []
+
+
+def test_every_language_has_enough_conversation_tests() -> None:
+    for language in LANGUAGES:
+        stories = yaml.safe_load((ROOT / "tests" / "bot" / f"test_{language}.yml").read_text(encoding="utf-8"))
+        assert len(stories["stories"]) >= MIN_STORIES, language
+        for story in stories["stories"]:
+            for step in story["steps"]:
+                if "user" in step:
+                    assert step.get("intent"), f"{story['story']}: a user turn without an intent"
