@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from benchmarks import banking77, clinc150, handoff_queue, kb_demo, system
+from benchmarks import banking77, clinc150, handoff_queue, kb_demo, kb_scale, system
 from firstline.config import Settings
 
 BENCHMARKS = {
@@ -14,6 +14,7 @@ BENCHMARKS = {
     "handoff-queue": handoff_queue.run,
     "clinc150": clinc150.run,
     "banking77": banking77.run,
+    "kb-scale": kb_scale.run,
 }
 
 

@@ -8,6 +8,7 @@ publishing one article re-embeds only that article.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from kb_index.corpus import LANGUAGES, Article, corpus_hash
+from kb_index.corpus import LANGUAGES, Article
 from kb_index.decision import Calibration, Decision
 from kb_index.embedder import Embedder
 from kb_index.errors import IndexNotReady
@@ -215,12 +216,15 @@ class SearchIndex:
     version: str = ""
     built_at: float = field(default_factory=time.time)
     _languages: dict[str, _LanguageIndex] = field(default_factory=dict, repr=False)
-    #: Article id → its lexical document; `updated` hands over those of unchanged articles.
+    #: Article id → its lexical document and content hash; `updated` hands over those of
+    #: unchanged articles, so an edit analyses and hashes only what changed.
     _documents: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    _hashes: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         # Analysing text is most of the work of an update; only new or changed articles need it.
         self._documents = {a.id: self._documents.get(a.id) or lexical_document(a) for a in self.articles}
+        self._hashes = {a.id: self._hashes.get(a.id) or a.content_hash() for a in self.articles}
         for language in LANGUAGES:
             positions = [i for i, a in enumerate(self.articles) if a.language == language]
             chosen = {p for p in positions}
@@ -238,7 +242,11 @@ class SearchIndex:
 
     @property
     def corpus_hash(self) -> str:
-        return corpus_hash(self.articles)
+        """`kb_index.corpus.corpus_hash` of the articles, from their cached content hashes."""
+        digest = hashlib.sha256()
+        for content in sorted(self._hashes[a.id] for a in self.articles):
+            digest.update(content.encode())
+        return digest.hexdigest()
 
     @property
     def dimension(self) -> int:
@@ -298,11 +306,26 @@ class SearchIndex:
             if units
             else np.zeros((0, self.dimension), dtype=np.float32)
         )
-        documents = {a.id: self._documents[a.id] for a in keep if a.id in self._documents}
-        return SearchIndex(articles, units, vectors, self.model, self.calibration, _documents=documents)
+        return SearchIndex(
+            articles,
+            units,
+            vectors,
+            self.model,
+            self.calibration,
+            _documents={a.id: self._documents[a.id] for a in keep},
+            _hashes={a.id: self._hashes[a.id] for a in keep},
+        )
 
     def with_calibration(self, calibration: Calibration) -> SearchIndex:
-        return SearchIndex(self.articles, self.units, self.vectors, self.model, calibration, _documents=self._documents)
+        return SearchIndex(
+            self.articles,
+            self.units,
+            self.vectors,
+            self.model,
+            calibration,
+            _documents=self._documents,
+            _hashes=self._hashes,
+        )
 
     # -- searching ------------------------------------------------------------
     def rank(self, query_vector: np.ndarray, query: str, language: str) -> list[ScoredArticle]:
