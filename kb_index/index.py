@@ -240,6 +240,10 @@ class SearchIndex:
             stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.built_at))
             self.version = f"{stamp}-{self.corpus_hash[:8]}-{secrets.token_hex(2)}"
 
+    def content_hash_of(self, article_id: str) -> str:
+        """The served article's `Article.content_hash`, computed once per index."""
+        return self._hashes[article_id]
+
     @property
     def corpus_hash(self) -> str:
         """`kb_index.corpus.corpus_hash` of the articles, from their cached content hashes."""

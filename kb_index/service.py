@@ -78,6 +78,8 @@ class KnowledgeBase:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._last_seen: tuple[Any, ...] | None = None
+        #: Article id → (revision, updated_at) of the row the served index was made from.
+        self._served_rows: dict[str, tuple[int, Any]] = {}
         self._save_thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------
@@ -165,22 +167,31 @@ class KnowledgeBase:
             with self.db.session() as session:
                 rows = session.scalars(select(ArticleRow)).all()
                 articles = {r.id: row_to_article(r) for r in rows}
+                versions = {r.id: (r.revision, r.updated_at) for r in rows}
             published = {i for i, a in articles.items() if a.status == "published"}
             index = self._index
             if index is None or rebuild:
                 new = SearchIndex.build((articles[i] for i in published), self.embedder, self.stored_calibration())
             else:
-                served = {a.id: a for a in index.articles}
-                changed = [
-                    articles[i]
-                    for i in published
-                    if i not in served or served[i].content_hash() != articles[i].content_hash()
-                ]
-                removed = set(served) - published
+                served = {a.id for a in index.articles}
+
+                def unchanged(article_id: str) -> bool:
+                    # Every write bumps the revision and the time, so the row tells; an index
+                    # loaded from disk has no rows on record yet and compares content.
+                    if self._served_rows.get(article_id) == versions[article_id]:
+                        return True
+                    return article_id in served and (
+                        index.content_hash_of(article_id) == articles[article_id].content_hash()
+                    )
+
+                changed = [articles[i] for i in published if not unchanged(i)]
+                removed = served - published
                 if not changed and not removed:
+                    self._served_rows = {i: versions[i] for i in published}
                     return False
                 new = index.updated(changed, removed, self.embedder)
             self._index = new
+            self._served_rows = {i: versions[i] for i in published}
         logger.info("knowledge base now serves %d articles (index %s)", len(new.articles), new.version)
         self._save_async(new)
         return True

@@ -1,4 +1,4 @@
-"""Ranking and fitting details: per-article dense scores, objectives, model adaptation."""
+"""Ranking, fitting and serving details: per-article dense scores, objectives, adaptation, refresh."""
 
 from __future__ import annotations
 
@@ -84,3 +84,28 @@ def test_adapting_pulls_an_articles_wordings_together(tmp_path: Path) -> None:
     assert (report.path / "modules.json").is_file()
     assert report.steps > 0
     assert similarity(str(report.path)) > similarity("") + 0.02
+
+
+def test_an_instance_serves_what_another_instance_deleted_and_wrote_again(tmp_path: Path, embedder: Embedder) -> None:
+    from firstline.db import Database, migrate
+    from kb_index.service import KnowledgeBase
+
+    db = Database(f"sqlite:///{tmp_path}/kb.db")
+    migrate(db.engine)
+    first = KnowledgeBase(db, embedder, tmp_path / "one")
+    second = KnowledgeBase(db, embedder, tmp_path / "two")
+    first.save_article(Article(id="vpn", language="en", title="Connect to the VPN", body="Open GlobalProtect."), "t")
+    first.start(watch_interval=None)
+    second.start(watch_interval=None)
+    assert first.index.by_id["vpn"].title == "Connect to the VPN"
+
+    # The same id, revision 1 again: only the row's time tells the two apart.
+    second.delete_article("vpn")
+    second.save_article(Article(id="vpn", language="en", title="Printer offline", body="Restart the printer."), "t")
+    first.refresh()
+
+    assert first.index.by_id["vpn"].title == "Printer offline"
+    assert first.search("printer offline", "en").results[0].article.title == "Printer offline"
+    first.stop()
+    second.stop()
+    db.dispose()
