@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from benchmarks import banking77, clinc150, handoff_queue, kb_demo, kb_scale, system
+from benchmarks import banking77, clinc150, handoff_queue, kb_demo, kb_scale, nlu, system
 from firstline.config import Settings
 
 BENCHMARKS = {
@@ -15,6 +15,7 @@ BENCHMARKS = {
     "clinc150": clinc150.run,
     "banking77": banking77.run,
     "kb-scale": kb_scale.run,
+    "nlu": nlu.run,
 }
 
 
