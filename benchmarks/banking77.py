@@ -12,7 +12,7 @@ import os
 
 from benchmarks.common import table
 from benchmarks.datasets import BANKING77_SEED, load_banking77
-from benchmarks.intents import SystemResult, run_bm25, run_engine, score_rasa, train_rasa
+from benchmarks.intents import SystemResult, rasa_training_table, run_bm25, run_engine, run_rasa
 from firstline.config import Settings
 
 #: Chosen so one training stays within ~15 minutes on 2 CPU cores. DIET pads each batch to
@@ -35,18 +35,8 @@ def run(settings: Settings) -> str:
         return f"### BANKING77\n\nskipped: data set not found ({exc.filename})\n"
     cache = settings.data_dir / "bench-cache"
     results: list[SystemResult] = [run_engine(dataset, cache), run_engine(dataset, cache, full=True), run_bm25(dataset)]
-    failures: list[str] = []
-    for config, label in (
-        ("diet", "Rasa 3.6 DIETClassifier + FallbackClassifier"),
-        ("response_selector", "Rasa 3.6 ResponseSelector"),
-    ):
-        epochs = RASA_EPOCHS[config]
-        try:
-            trained = train_rasa(dataset, config, epochs, cache)
-        except RuntimeError as exc:
-            failures.append(f"{label}: not run ({exc})")
-            continue
-        results.append(score_rasa(dataset, trained, f"{label} ({epochs} epochs)"))
+    rasa, failures = run_rasa(dataset, cache, RASA_EPOCHS)
+    results += rasa
 
     title = (
         f"BANKING77, test split ({len(dataset.test):,} queries); trained on {len(dataset.train):,} utterances, "
@@ -83,11 +73,4 @@ def run(settings: Settings) -> str:
         f"train.csv), {full:.2f} (all of it); {max(ours, full) - best:+.2f} points against the best published "
         f"figure ({best}).\n"
     )
-    rasa = [r for r in results if "epochs" in r.notes]
-    if rasa:
-        out += "\n" + table(
-            "Rasa training (bot env, 2 CPU cores; cached under data/bench-cache/rasa/)",
-            ["system", "training utterances", "epochs", "training s"],
-            [[r.name, r.notes["train_examples"], r.notes["epochs"], f"{r.notes['train_seconds']:.0f}"] for r in rasa],
-        )
-    return out
+    return out + rasa_training_table(results)

@@ -11,7 +11,7 @@ import os
 
 from benchmarks.common import table
 from benchmarks.datasets import load_clinc150
-from benchmarks.intents import SystemResult, run_bm25, run_engine, score_rasa, train_rasa
+from benchmarks.intents import SystemResult, rasa_training_table, run_bm25, run_engine, run_rasa
 from firstline.config import Settings
 
 #: Chosen so one training stays within ~15 minutes on 2 CPU cores (DIET 12 epochs: ~10 minutes,
@@ -44,19 +44,8 @@ def run(settings: Settings) -> str:
         return f"### CLINC150\n\nskipped: data set not found ({exc.filename})\n"
     cache = settings.data_dir / "bench-cache"
     results: list[SystemResult] = [run_engine(dataset, cache), run_bm25(dataset)]
-    failures: list[str] = []
-    sample = "" if RASA_MAX_PER_INTENT is None else f", first {RASA_MAX_PER_INTENT} utterances per intent"
-    for config, label in (
-        ("diet", "Rasa 3.6 DIETClassifier + FallbackClassifier"),
-        ("response_selector", "Rasa 3.6 ResponseSelector"),
-    ):
-        epochs = RASA_EPOCHS[config]
-        try:
-            trained = train_rasa(dataset, config, epochs, cache, RASA_MAX_PER_INTENT)
-        except RuntimeError as exc:
-            failures.append(f"{label}: not run ({exc})")
-            continue
-        results.append(score_rasa(dataset, trained, f"{label} ({epochs} epochs{sample})"))
+    rasa, failures = run_rasa(dataset, cache, RASA_EPOCHS, RASA_MAX_PER_INTENT)
+    results += rasa
 
     n_in = sum(q.expected is not None for q in dataset.test)
     n_oos = len(dataset.test) - n_in
@@ -121,11 +110,4 @@ def run(settings: Settings) -> str:
         f"BERT with a threshold {bert[0]} / {bert[1]} "
         f"({ours['in_scope_accuracy'] - bert[0]:+.1f} / {ours['oos_recall'] - bert[1]:+.1f} points).\n"
     )
-    rasa = [r for r in results if "epochs" in r.notes]
-    if rasa:
-        out += "\n" + table(
-            "Rasa training (bot env, 2 CPU cores; cached under data/bench-cache/rasa/)",
-            ["system", "training utterances", "epochs", "training s"],
-            [[r.name, r.notes["train_examples"], r.notes["epochs"], f"{r.notes['train_seconds']:.0f}"] for r in rasa],
-        )
-    return out
+    return out + rasa_training_table(results)

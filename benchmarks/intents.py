@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import percentile
+from benchmarks.common import percentile, table
 from benchmarks.datasets import IntentDataset
 from firstline.config import REPO_ROOT
 from kb_index.corpus import Article
@@ -342,4 +342,39 @@ def score_rasa(dataset: IntentDataset, run: RasaRun, name: str) -> SystemResult:
             # Only the top prediction is recorded, so top-3 says nothing.
             "single_answer": True,
         },
+    )
+
+
+RASA_SYSTEMS = (
+    ("diet", "Rasa 3.6 DIETClassifier + FallbackClassifier"),
+    ("response_selector", "Rasa 3.6 ResponseSelector"),
+)
+
+
+def run_rasa(
+    dataset: IntentDataset, cache_dir: Path, epochs: dict[str, int], max_per_intent: int | None = None
+) -> tuple[list[SystemResult], list[str]]:
+    """Both Rasa baselines, and a line for each that could not run."""
+    sample = "" if max_per_intent is None else f", first {max_per_intent} utterances per intent"
+    results: list[SystemResult] = []
+    failures: list[str] = []
+    for config, label in RASA_SYSTEMS:
+        try:
+            trained = train_rasa(dataset, config, epochs[config], cache_dir, max_per_intent)
+        except RuntimeError as exc:
+            failures.append(f"{label}: not run ({exc})")
+            continue
+        results.append(score_rasa(dataset, trained, f"{label} ({epochs[config]} epochs{sample})"))
+    return results, failures
+
+
+def rasa_training_table(results: Sequence[SystemResult]) -> str:
+    """How the Rasa rows were trained; empty when none ran."""
+    rasa = [r for r in results if "epochs" in r.notes]
+    if not rasa:
+        return ""
+    return "\n" + table(
+        "Rasa training (bot env, 2 CPU cores; cached under data/bench-cache/rasa/)",
+        ["system", "training utterances", "epochs", "training s"],
+        [[r.name, r.notes["train_examples"], r.notes["epochs"], f"{r.notes['train_seconds']:.0f}"] for r in rasa],
     )

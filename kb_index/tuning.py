@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -361,11 +361,7 @@ def fit(
     embed many queries at once with ``embedder.encode`` and pass one row at a time.
     """
     index = SearchIndex.build(articles, embedder)
-
-    def encode(texts: list[str]) -> np.ndarray:
-        return embedder.encode(texts)
-
-    return index.with_calibration(tune(index, encode, validation, objective, clarify))
+    return index.with_calibration(tune(index, embedder.encode, validation, objective, clarify))
 
 
 @dataclass
@@ -374,15 +370,6 @@ class Engine:
 
     index: SearchIndex
     embedder: Embedder
-
-    def search_many(self, queries: Sequence[tuple[str, str]], top_k: int = 5) -> list[tuple[str, list[str]]]:
-        """(decision, ranked article ids) for each (text, language), embedding all at once."""
-        vectors = self.embedder.encode([text for text, _ in queries])
-        results: list[tuple[str, list[str]]] = []
-        for i, (text, language) in enumerate(queries):
-            found = self.index.search(text, vectors[i : i + 1], language, top_k)
-            results.append((found.decision, [r.article.id for r in found.results]))
-        return results
 
 
 def fit_engine(
