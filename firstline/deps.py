@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from firstline.config import Settings
 from firstline.db import Database, utcnow
@@ -22,27 +23,47 @@ SESSION_COOKIE = "firstline_session"
 PRESENCE_RESOLUTION = timedelta(minutes=1)
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in
+# the thread pool, and each such hop costs more than the work it wraps.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with get_db(request).session() as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's session: committed when the route succeeds, rolled back on any error.
+
+    Opening a session does no I/O (it connects on first use), so only the commit and
+    the close go to the thread pool.
+    """
+    db: Database = request.app.state.db
+    session = db.sessions()
+    try:
         yield session
+        await run_in_threadpool(_commit_and_close, session)
+    except BaseException:
+        await run_in_threadpool(session.close)  # rolls back what was not committed
+        raise
 
 
-def get_kb(request: Request) -> KnowledgeBase:
+def _commit_and_close(session: Session) -> None:
+    try:
+        session.commit()
+    finally:
+        session.close()
+
+
+async def get_kb(request: Request) -> KnowledgeBase:
     kb: KnowledgeBase = request.app.state.kb
     return kb
 
 
-def get_outbox(request: Request) -> OutboxWorker:
+async def get_outbox(request: Request) -> OutboxWorker:
     outbox: OutboxWorker = request.app.state.outbox
     return outbox
 
@@ -67,7 +88,7 @@ def is_service(request: Request, settings: Settings) -> bool:
     return token is not None and auth.same_secret(token, settings.service_token.get_secret_value())
 
 
-def require_service(request: Request, settings: SettingsDep) -> None:
+async def require_service(request: Request, settings: SettingsDep) -> None:
     """Only the bot (with FIRSTLINE_SERVICE_TOKEN) may call this."""
     if not is_service(request, settings):
         raise AuthError("this endpoint needs the bot's service token")
@@ -90,8 +111,8 @@ def current_agent(request: Request, db: DatabaseDep) -> AgentRow:
         return agent
 
 
-def require_role(*roles: str) -> Callable[[AgentRow], AgentRow]:
-    def check(agent: Annotated[AgentRow, Depends(current_agent)]) -> AgentRow:
+def require_role(*roles: str) -> Callable[[AgentRow], Awaitable[AgentRow]]:
+    async def check(agent: Annotated[AgentRow, Depends(current_agent)]) -> AgentRow:
         if agent.role not in roles and agent.role != "admin":
             raise Forbidden(f"this needs the {' or '.join(roles)} role; you are {agent.role}")
         return agent

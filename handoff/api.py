@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -72,7 +72,8 @@ def agent_out(agent: AgentRow) -> AgentOut:
     )
 
 
-def handoff_out(session: Session, handoff: HandoffRow) -> HandoffOut:
+def handoff_out(session: Session, handoff: HandoffRow, positions: Mapping[int, int] | None = None) -> HandoffOut:
+    """The API's view of a handoff; `positions` (from `queue.queue_positions`) when the caller has them."""
     return HandoffOut(
         id=handoff.id,
         conversation_id=handoff.conversation_id,
@@ -92,7 +93,7 @@ def handoff_out(session: Session, handoff: HandoffRow) -> HandoffOut:
         resolution_note=handoff.resolution_note,
         rating=handoff.rating,
         rating_comment=handoff.rating_comment,
-        queue_position=queue.queue_position(session, handoff),
+        queue_position=queue.queue_position(session, handoff) if positions is None else positions.get(handoff.id),
     )
 
 
@@ -179,9 +180,9 @@ def create_handoff(
     if not created:
         response.status_code = status.HTTP_200_OK
     session.flush()
-    online = queue.agents_online(session)
+    position, online = queue.standing(session, handoff)
     return HandoffCreated(
-        **handoff_out(session, handoff).model_dump(),
+        **handoff_out(session, handoff, {} if position is None else {handoff.id: position}).model_dump(),
         created=created,
         agents_online=online,
         next_opening=None if online else next_opening(settings.business_hours, settings.timezone),
@@ -227,7 +228,8 @@ def list_handoffs(
 ) -> list[HandoffOut]:
     """The queue, most urgent first, then longest waiting."""
     rows = queue.list_queue(session, status_filter, language, agent.id if mine else None, limit)
-    return [handoff_out(session, h) for h in rows]
+    positions = queue.queue_positions(session, rows)
+    return [handoff_out(session, h, positions) for h in rows]
 
 
 @router.get("/handoffs/{handoff_id}", response_model=HandoffDetail, tags=["handoffs"])

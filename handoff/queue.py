@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, Select, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from firstline.db import utcnow
@@ -34,10 +34,13 @@ EXTERNAL_CLAIMED = "EXTERNAL_handoff_claimed"
 EXTERNAL_MESSAGE = "EXTERNAL_agent_message"
 EXTERNAL_RELEASED = "EXTERNAL_handoff_released"
 EXTERNAL_CLOSED = "EXTERNAL_handoff_closed"
+#: An agent marked online who has not been seen for this long counts as away.
+ONLINE_WITHIN = timedelta(minutes=15)
 
 
 def audit(session: Session, actor: str, action: str, handoff_id: int | None, **detail: Any) -> None:
-    session.add(AuditRow(actor=actor, action=action, handoff_id=handoff_id, detail=detail))
+    # A plain INSERT: audit rows are never read back in the same transaction.
+    session.execute(insert(AuditRow).values(actor=actor, action=action, handoff_id=handoff_id, detail=detail))
 
 
 def _to_chat(
@@ -97,18 +100,37 @@ def get_handoff(session: Session, handoff_id: int, lock: bool = False) -> Handof
     return handoff
 
 
+def _ahead_of(handoff: HandoffRow) -> Select[int]:
+    """How many queued handoffs an agent would take before this one."""
+    return select(func.count()).where(
+        HandoffRow.status == "queued",
+        (HandoffRow.priority_rank < handoff.priority_rank)
+        | ((HandoffRow.priority_rank == handoff.priority_rank) & (HandoffRow.created_at < handoff.created_at)),
+    )
+
+
 def queue_position(session: Session, handoff: HandoffRow) -> int | None:
     """1 for the next handoff an agent would take; None once it is no longer queued."""
     if handoff.status != "queued":
         return None
-    ahead = session.scalar(
-        select(func.count()).where(
-            HandoffRow.status == "queued",
-            (HandoffRow.priority_rank < handoff.priority_rank)
-            | ((HandoffRow.priority_rank == handoff.priority_rank) & (HandoffRow.created_at < handoff.created_at)),
+    return int(session.scalar(_ahead_of(handoff)) or 0) + 1
+
+
+def queue_positions(session: Session, handoffs: list[HandoffRow]) -> dict[int, int]:
+    """`queue_position` of each queued handoff in the list, in one query."""
+    queued = [h.id for h in handoffs if h.status == "queued"]
+    if not queued:
+        return {}
+    ranked = (
+        select(
+            HandoffRow.id,
+            func.rank().over(order_by=(HandoffRow.priority_rank, HandoffRow.created_at)).label("position"),
         )
+        .where(HandoffRow.status == "queued")
+        .subquery()
     )
-    return int(ahead or 0) + 1
+    rows = session.execute(select(ranked.c.id, ranked.c.position).where(ranked.c.id.in_(queued)))
+    return {handoff_id: int(position) for handoff_id, position in rows}
 
 
 def create_handoff(
@@ -149,16 +171,20 @@ def create_handoff(
     )
     session.add(handoff)
     session.flush()
-    for line in data.transcript:
-        session.add(
-            MessageRow(
-                handoff_id=handoff.id,
-                role=line.role,
-                author="user" if line.role == "user" else "bot",
-                # Only what users typed is masked: the bot's articles carry the desk's own numbers.
-                text=mask(line.text, keep) if line.role == "user" else line.text,
-                created_at=line.timestamp,
-            )
+    if data.transcript:
+        session.execute(
+            insert(MessageRow),
+            [
+                {
+                    "handoff_id": handoff.id,
+                    "role": line.role,
+                    "author": "user" if line.role == "user" else "bot",
+                    # Only what users typed is masked: the bot's articles carry the desk's own numbers.
+                    "text": mask(line.text, keep) if line.role == "user" else line.text,
+                    "created_at": line.timestamp,
+                }
+                for line in data.transcript
+            ],
         )
     audit(session, "bot", "created", handoff.id, priority=data.priority, language=data.language)
     emit(session, "handoff.created", handoff_id=handoff.id, status="queued", priority=data.priority)
@@ -346,16 +372,25 @@ def rate(session: Session, handoff_id: int, rating: int, comment: str) -> Handof
     return handoff
 
 
-def agents_online(session: Session, within: timedelta = timedelta(minutes=15)) -> int:
-    """Agents who said they are online and were seen recently (a closed laptop goes stale)."""
-    return int(
-        session.scalar(
-            select(func.count()).where(
-                AgentRow.status == "online",
-                AgentRow.active.is_(True),
-                AgentRow.role.in_(("agent", "admin")),
-                AgentRow.last_seen_at >= utcnow() - within,
-            )
-        )
-        or 0
+def _online_agents(within: timedelta) -> Select[int]:
+    return select(func.count()).where(
+        AgentRow.status == "online",
+        AgentRow.active.is_(True),
+        AgentRow.role.in_(("agent", "admin")),
+        AgentRow.last_seen_at >= utcnow() - within,
     )
+
+
+def agents_online(session: Session, within: timedelta = ONLINE_WITHIN) -> int:
+    """Agents who said they are online and were seen recently (a closed laptop goes stale)."""
+    return int(session.scalar(_online_agents(within)) or 0)
+
+
+def standing(session: Session, handoff: HandoffRow, within: timedelta = ONLINE_WITHIN) -> tuple[int | None, int]:
+    """A new handoff's queue position and the number of agents online, in one query."""
+    if handoff.status != "queued":
+        return None, agents_online(session, within)
+    ahead, online = session.execute(
+        select(_ahead_of(handoff).scalar_subquery(), _online_agents(within).scalar_subquery())
+    ).one()
+    return int(ahead or 0) + 1, int(online or 0)
