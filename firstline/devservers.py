@@ -59,6 +59,26 @@ class PostgresServer:
         with psycopg.connect(self.url(), autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def restart(self) -> None:
+        """Kills the server and starts it again: every client connection drops."""
+        subprocess.run(
+            _as_postgres(
+                [
+                    str(self.bin_dir / "pg_ctl"),
+                    "-D",
+                    f"{self.directory}/db",
+                    "-l",
+                    f"{self.directory}/pg.log",
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "restart",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+
     def stop(self) -> None:
         subprocess.run(
             _as_postgres([str(self.bin_dir / "pg_ctl"), "-D", f"{self.directory}/db", "-m", "immediate", "stop"]),

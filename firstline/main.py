@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from firstline import __version__, web
 from firstline.config import Settings
@@ -148,6 +149,16 @@ def create_app(
     @app.exception_handler(HandoffError)
     async def _handoff_error(_: Request, exc: HandoffError) -> JSONResponse:
         return _error_response(exc)
+
+    @app.exception_handler(OperationalError)
+    async def _database_unavailable(_: Request, exc: OperationalError) -> JSONResponse:
+        # The server restarted or is unreachable: nothing was committed, so the caller may retry.
+        logger.warning("database unavailable: %s", str(exc.orig).split("\n", 1)[0])
+        return JSONResponse(
+            {"detail": "the database is unavailable; nothing was saved, try again"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
