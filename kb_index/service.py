@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 20_000
 #: Longer queries are cut to this before searching; models read ~256 tokens anyway.
 SEARCHED_QUERY_CHARS = 1_000
+#: Ids or groups per `IN (...)` when loading chosen articles (SQLite caps bound parameters).
+LOAD_CHUNK = 500
 
 
 def row_to_article(row: ArticleRow) -> Article:
@@ -164,34 +166,40 @@ class KnowledgeBase:
             True when a new index was swapped in.
         """
         with self._update_lock:
-            with self.db.session() as session:
-                rows = session.scalars(select(ArticleRow)).all()
-                articles = {r.id: row_to_article(r) for r in rows}
-                versions = {r.id: (r.revision, r.updated_at) for r in rows}
-            published = {i for i, a in articles.items() if a.status == "published"}
             index = self._index
+            with self.db.session() as session:
+                # The published rows' versions are cheap to read; whole rows only for those
+                # whose version is not the one the served index was made from.
+                versions = {
+                    article_id: (revision, updated_at)
+                    for article_id, revision, updated_at in session.execute(
+                        select(ArticleRow.id, ArticleRow.revision, ArticleRow.updated_at).where(
+                            ArticleRow.status == "published"
+                        )
+                    )
+                }
+                if index is None or rebuild:
+                    wanted = list(versions)
+                else:
+                    wanted = [i for i, version in versions.items() if self._served_rows.get(i) != version]
+                articles = {a.id: a for a in self._load(session, ArticleRow.id, wanted)}
             if index is None or rebuild:
-                new = SearchIndex.build((articles[i] for i in published), self.embedder, self.stored_calibration())
+                new = SearchIndex.build(articles.values(), self.embedder, self.stored_calibration())
             else:
                 served = {a.id for a in index.articles}
-
-                def unchanged(article_id: str) -> bool:
-                    # Every write bumps the revision and the time, so the row tells; an index
-                    # loaded from disk has no rows on record yet and compares content.
-                    if self._served_rows.get(article_id) == versions[article_id]:
-                        return True
-                    return article_id in served and (
-                        index.content_hash_of(article_id) == articles[article_id].content_hash()
-                    )
-
-                changed = [articles[i] for i in published if not unchanged(i)]
-                removed = served - published
+                # An index loaded from disk has no rows on record yet: compare content.
+                changed = [
+                    a
+                    for a in articles.values()
+                    if a.id not in served or index.content_hash_of(a.id) != a.content_hash()
+                ]
+                removed = served - versions.keys()
                 if not changed and not removed:
-                    self._served_rows = {i: versions[i] for i in published}
+                    self._served_rows = versions
                     return False
                 new = index.updated(changed, removed, self.embedder)
             self._index = new
-            self._served_rows = {i: versions[i] for i in published}
+            self._served_rows = versions
         logger.info("knowledge base now serves %d articles (index %s)", len(new.articles), new.version)
         self._save_async(new)
         return True
@@ -297,14 +305,27 @@ class KnowledgeBase:
     def _check_groups(self, session: Session, articles: list[Article], replace: bool) -> None:
         """Cross-article rules against what the database will hold afterwards."""
         incoming = {a.id for a in articles}
-        others = (
-            [] if replace else [row_to_article(r) for r in session.scalars(select(ArticleRow)) if r.id not in incoming]
+        stored = (
+            []
+            if replace
+            else self._load(session, ArticleRow.translation_group, {a.translation_group for a in articles})
         )
+        others = [a for a in stored if a.id not in incoming]
         for other in others:
             other.source = f"article {other.id} (stored)"
         problems = check_corpus([*others, *articles])
         if problems:
             raise CorpusError(problems)
+
+    @staticmethod
+    def _load(session: Session, column: Any, values: Iterable[str]) -> list[Article]:
+        """The stored articles whose `column` is one of `values`, a bounded IN list at a time."""
+        chosen = list(values)
+        return [
+            row_to_article(row)
+            for start in range(0, len(chosen), LOAD_CHUNK)
+            for row in session.scalars(select(ArticleRow).where(column.in_(chosen[start : start + LOAD_CHUNK])))
+        ]
 
     def problems(self, session: Session, article: Article) -> list[Problem]:
         """Everything wrong with this article as it would be stored (nothing is saved)."""
