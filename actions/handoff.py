@@ -301,6 +301,30 @@ class ActionHandoffClosed(Action):
         ]
 
 
+RATING_WORDS = {
+    **dict.fromkeys(("one", "viens", "один", "одна"), 1),
+    **dict.fromkeys(("two", "divi", "два", "две"), 2),
+    **dict.fromkeys(("three", "trīs", "три"), 3),
+    **dict.fromkeys(("four", "četri", "четыре"), 4),
+    **dict.fromkeys(("five", "pieci", "пять"), 5),
+}
+
+
+def parse_rating(text: str) -> int | None:
+    """1-5 from a button or what the user typed: "4", "4/5", "5 stars", "★★★", "četri".
+
+    A number outside 1-5 ("10/10", "0") is not read as a digit of it: None, ask again.
+    """
+    stars = text.count("★") + text.count("⭐")
+    if 1 <= stars <= 5:
+        return stars
+    numbers = re.findall(r"\d+", text)
+    if numbers:
+        first = int(numbers[0])
+        return first if 1 <= first <= 5 else None
+    return next((RATING_WORDS[w] for w in re.findall(r"\w+", text.lower()) if w in RATING_WORDS), None)
+
+
 class ActionSubmitRating(Action):
     """Stores the 1-5 rating; a rule then offers to add a comment."""
 
@@ -308,12 +332,10 @@ class ActionSubmitRating(Action):
         return "action_submit_rating"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        raw = _entity(tracker, "rating") or tracker.latest_message.get("text") or ""
-        digits = re.findall(r"[1-5]", str(raw))
-        if not digits:
+        rating = parse_rating(str(_entity(tracker, "rating") or tracker.latest_message.get("text") or ""))
+        if rating is None:
             dispatcher.utter_message(response="utter_ask_rating")
             return [SlotSet("rating", None)]
-        rating = int(digits[0])
         await _store_rating(tracker.get_slot("last_handoff_id"), rating, "")
         return [SlotSet("awaiting", None), SlotSet("rating", str(rating)), SlotSet("rating_comment", None)]
 

@@ -20,6 +20,7 @@ from actions.handoff import (
     ValidateHandoffForm,
     ValidateRatingCommentForm,
     canonical_priority,
+    parse_rating,
 )
 from actions.outbox import Outbox
 from tests.actions.support import FakeService, bot_event, run, slots_set, tracker, user_event
@@ -228,11 +229,24 @@ def test_the_rating_and_the_comment_are_stored_with_the_handoff(service: FakeSer
     assert skipped.messages[0]["response"] == "utter_thanks_for_rating"
 
 
-def test_an_unreadable_rating_is_asked_again(service: FakeService) -> None:
-    events, dispatcher = run(ActionSubmitRating(), tracker("great", intent="rate", slots={"last_handoff_id": "7"}))
+@pytest.mark.parametrize("said", ["great", "10/10", "0", "8 out of 10"])
+def test_an_unreadable_rating_is_asked_again(service: FakeService, said: str) -> None:
+    events, dispatcher = run(ActionSubmitRating(), tracker(said, intent="rate", slots={"last_handoff_id": "7"}))
     assert dispatcher.messages[0]["response"] == "utter_ask_rating"
     assert slots_set(events) == {"rating": None}
     assert service.requests == []
+
+
+@pytest.mark.parametrize(
+    ("said", "expected"),
+    [
+        ("4", 4), ("4/5", 4), ("5 stars", 5), ("I'd give 3 out of 5", 3), ("★★", 2), ("⭐⭐⭐⭐⭐", 5),
+        ("four", 4), ("četri", 4), ("пять", 5), ("ну три", 3),
+        ("10/10", None), ("15", None), ("0 stars", None), ("thanks", None), ("", None),
+    ],
+)  # fmt: skip
+def test_ratings_are_read_from_what_people_type(said: str, expected: int | None) -> None:
+    assert parse_rating(said) == expected
 
 
 @pytest.mark.parametrize(
