@@ -9,6 +9,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,8 @@ def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
 
 
 # -- PostgreSQL ----------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+@contextmanager
+def throwaway_postgres() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL server on a free port, from Debian's binaries."""
     try:
         server = start_postgres()
@@ -50,6 +51,12 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with throwaway_postgres() as server:
+        yield server
 
 
 @pytest.fixture

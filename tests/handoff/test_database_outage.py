@@ -13,26 +13,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 import firstline.db
-from firstline.devservers import MissingBinaries, PostgresServer, start_postgres
+from firstline.devservers import PostgresServer
 from firstline.main import create_app
 from handoff.delivery import RasaClient
 from kb_index.embedder import Embedder
-from tests.app_fixtures import SERVICE, FakeRasa, login, make_settings
-from tests.conftest import missing_system_package
+from tests.app_fixtures import SERVICE, FakeRasa, login, make_settings, throwaway_postgres
 from tests.handoff.test_api import new_handoff
 
 
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:
-    try:
-        server = start_postgres()
-    except MissingBinaries as exc:
-        missing_system_package(str(exc))
-        raise
-    try:
+    with throwaway_postgres() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
