@@ -1,0 +1,77 @@
+"""The Rasa speed-ups behave exactly as the Rasa code they replace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import pytest
+import rasa.shared.utils.common
+from rasa.core.actions.action import RemoteAction
+from rasa.shared.core.events import Event, SlotSet, UserUttered, deserialise_events
+
+from bot.addons import rasa_speedups
+
+VALID = [
+    {"events": [], "responses": []},
+    {"events": [{"event": "slot", "name": "language", "value": "lv"}], "responses": [{"text": "Sveiki"}]},
+    {"events": [{"event": "action", "name": "action_listen", "policy": None, "confidence": None}]},
+]
+INVALID = [
+    {"events": [{"name": "language"}]},  # an event without its type
+    {"events": "slot"},
+    {"events": [{"event": 7}]},
+]
+
+
+def rasa_validation(result: dict[str, Any]) -> str | None:
+    """What Rasa 3.6 itself does: `jsonschema.validate` against the response schema."""
+    try:
+        jsonschema.validate(result, RemoteAction.action_response_format_spec())
+    except jsonschema.ValidationError as error:
+        return error.message
+    return None
+
+
+def test_loading_the_addons_installs_both() -> None:
+    assert RemoteAction._validate_action_result is rasa_speedups.validate_action_result
+    assert Event.resolve_by_type is rasa_speedups.resolve_by_type
+
+
+@pytest.mark.parametrize("result", VALID)
+def test_valid_replies_pass(result: dict[str, Any]) -> None:
+    assert rasa_validation(result) is None
+    assert rasa_speedups.validate_action_result(RemoteAction("action_x", None), result) is True
+
+
+@pytest.mark.parametrize("result", INVALID)
+def test_invalid_replies_raise_the_error_rasa_would(result: dict[str, Any]) -> None:
+    expected = rasa_validation(result)
+    assert expected is not None
+    with pytest.raises(jsonschema.ValidationError) as raised:
+        rasa_speedups.validate_action_result(RemoteAction("action_x", None), result)
+    assert raised.value.message.startswith(expected + ". Failed to validate Action server response")
+
+
+def test_event_classes_resolve_as_rasa_resolves_them() -> None:
+    def rasa_resolve(type_name: str) -> type[Event] | None:
+        return next((c for c in rasa.shared.utils.common.all_subclasses(Event) if c.type_name == type_name), None)
+
+    names = {c.type_name for c in rasa.shared.utils.common.all_subclasses(Event)}
+    assert len(names) > 20
+    for name in names:
+        assert Event.resolve_by_type(name) is rasa_resolve(name), name
+    assert Event.resolve_by_type("topic") is None
+    assert Event.resolve_by_type("no_such_event", default=SlotSet) is SlotSet
+    with pytest.raises(ValueError, match="Unknown event name 'no_such_event'"):
+        Event.resolve_by_type("no_such_event")
+
+
+def test_stored_events_deserialise_to_the_same_types() -> None:
+    events = deserialise_events(
+        [
+            {"event": "user", "text": "labdien", "parse_data": {"intent": {"name": "greet", "confidence": 1.0}}},
+            {"event": "slot", "name": "language", "value": "lv"},
+        ]
+    )
+    assert [type(e) for e in events] == [UserUttered, SlotSet]
