@@ -5,8 +5,8 @@
 // is inserted with textContent: no message can become markup or run a script.
 
 import {
-  $, api, ApiError, announce, clear, clock, debounce, duration, ensureLogin, h, LANGUAGES, logout,
-  reportError, tabKeys, timeEl, toast,
+  $, api, ApiError, announce, clear, clock, debounce, duration, h, LANGUAGES, reportError,
+  startConsole, tabKeys, timeEl, toast,
 } from "./common.js";
 
 const STORE = "firstline:agent:";
@@ -40,18 +40,13 @@ function save(key, value) {
 
 // -- start -------------------------------------------------------------------------------------
 async function start() {
-  document.addEventListener("firstline:logged-out", () => {
-    if (state.me) location.reload();
-  });
-  state.me = await ensureLogin($("#login"), {
+  state.me = await startConsole({
     roles: ["agent"],
     title: "Agent console",
     intro: "Log in to take conversations from the queue.",
+    main: "#app",
+    describe: (me) => `${me.email} · languages: ${me.languages.join(", ")}`,
   });
-  $("#topbar").hidden = false;
-  $("#app").hidden = false;
-  $("#who").textContent = state.me.name;
-  $("#who").title = `${state.me.email} · languages: ${state.me.languages.join(", ")}`;
   setupTopbar();
   $("#take-next").addEventListener("click", takeNext);
   $("#queue-language").addEventListener("change", () => refreshQueue().catch(reportError));
@@ -115,7 +110,6 @@ function setupTopbar() {
   document.addEventListener("pointerdown", unlockAudio, { once: true });
   document.addEventListener("keydown", unlockAudio, { once: true });
   showAlerts();
-  $("#logout").addEventListener("click", logout);
 }
 
 function showPresence(status) {

@@ -157,10 +157,29 @@ export function reportError(err) {
 
 // -- login ----------------------------------------------------------------------------------
 /**
+ * The start of both consoles: waits for someone with one of `roles` to be logged in (the
+ * login form shows in #login until then), then shows the top bar with their name and
+ * `main`. The page reloads when the session ends, whichever request notices.
+ */
+export async function startConsole({ roles, title, intro, main, describe }) {
+  let me = null;
+  document.addEventListener("firstline:logged-out", () => {
+    if (me) location.reload();
+  });
+  me = await ensureLogin($("#login"), { roles, title, intro });
+  $("#topbar").hidden = false;
+  $(main).hidden = false;
+  $("#who").textContent = me.name;
+  $("#who").title = describe(me);
+  $("#logout").addEventListener("click", logout);
+  return me;
+}
+
+/**
  * Resolves with the logged-in account once someone with one of `roles` is logged in,
  * showing the login form in `container` until then.
  */
-export async function ensureLogin(container, { roles, title, intro }) {
+async function ensureLogin(container, { roles, title, intro }) {
   try {
     const me = await api("/api/me");
     if (roles.includes(me.role) || me.role === "admin") return me;

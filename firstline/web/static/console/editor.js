@@ -3,8 +3,8 @@
 // Routes live in the URL hash: #/articles, #/articles/<id>, #/new, #/gaps, #/dashboard.
 
 import {
-  $, api, ApiError, announce, clear, debounce, ensureLogin, h, LANGUAGES, logout, renderMarkdown,
-  reportError, tabKeys, timeEl, toast,
+  $, api, ApiError, announce, clear, debounce, h, LANGUAGES, renderMarkdown, reportError,
+  startConsole, tabKeys, timeEl, toast,
 } from "./common.js";
 import { barChart, hbars, lineChart, percent } from "./charts.js";
 
@@ -28,19 +28,13 @@ const ui = {};
 
 // -- start and routing ---------------------------------------------------------------------------
 async function start() {
-  document.addEventListener("firstline:logged-out", () => {
-    if (state.me) location.reload();
-  });
-  state.me = await ensureLogin($("#login"), {
+  state.me = await startConsole({
     roles: ["editor"],
     title: "Knowledge base",
     intro: "Log in with an editor account to write and publish articles.",
+    main: "#main",
+    describe: (me) => me.email,
   });
-  $("#topbar").hidden = false;
-  $("#main").hidden = false;
-  $("#who").textContent = state.me.name;
-  $("#who").title = state.me.email;
-  $("#logout").addEventListener("click", logout);
   window.addEventListener("hashchange", route);
   window.addEventListener("beforeunload", (event) => {
     if (state.dirty) {
