@@ -128,13 +128,14 @@ class _LanguageIndex:
         by_article: dict[int, list[int]] = {}
         for i, unit in enumerate(units):
             by_article.setdefault(unit.article, []).append(i)
-        # Each article's units as one row, padded with -1, to score many articles at once.
+        # An article's units are consecutive (`article_units`, in article order): row r of
+        # these arrays is one article, its units row_start[r] : row_start[r] + row_count[r].
         self.row_article = np.array(list(by_article), dtype=np.int64)
-        self.unit_table = np.full((len(by_article), max(map(len, by_article.values()), default=1)), -1, dtype=np.int64)
-        for row, ids in enumerate(by_article.values()):
-            self.unit_table[row, : len(ids)] = ids
-        row_of = {position: row for row, position in enumerate(by_article)}
-        self.unit_row = np.array([row_of[u.article] for u in units], dtype=np.int64)
+        self.row_start = np.array([ids[0] for ids in by_article.values()], dtype=np.int64)
+        self.row_count = np.array([len(ids) for ids in by_article.values()], dtype=np.int64)
+        if any(ids[-1] - ids[0] + 1 != len(ids) for ids in by_article.values()):
+            raise ValueError("an article's units must be consecutive")
+        self.unit_row = np.repeat(np.arange(len(by_article), dtype=np.int64), self.row_count)
         dimension = vectors.shape[1]
         self.dense: Any
         if len(units) >= HNSW_MIN_UNITS:
@@ -183,13 +184,15 @@ class _LanguageIndex:
     def _dense_scores(self, unit_ids: np.ndarray, query_vector: np.ndarray) -> dict[int, float]:
         """Position → mean of the best DENSE_TOP_UNITS weighted unit similarities, for the units' articles."""
         rows = np.unique(self.unit_row[unit_ids])
-        table = self.unit_table[rows]
-        present = table >= 0
-        units = table[present]
-        sims = np.full(table.shape, -np.inf, dtype=np.float32)
+        counts = self.row_count[rows]
+        width = int(counts.max())
+        # One row per candidate article, its units' similarities padded with -inf.
+        present = np.arange(width) < counts[:, None]
+        units = (self.row_start[rows][:, None] + np.arange(width))[present]
+        sims = np.full(present.shape, -np.inf, dtype=np.float32)
         sims[present] = (self.vectors[units] @ query_vector) * self.unit_weight[units]
-        k = min(DENSE_TOP_UNITS, table.shape[1])
-        best = np.partition(sims, table.shape[1] - k, axis=1)[:, -k:]
+        k = min(DENSE_TOP_UNITS, width)
+        best = np.partition(sims, width - k, axis=1)[:, -k:]
         counted = np.isfinite(best)
         means = np.where(counted, best, 0.0).sum(axis=1) / counted.sum(axis=1)
         return dict(zip(self.row_article[rows].tolist(), means.tolist(), strict=True))
