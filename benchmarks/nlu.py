@@ -170,6 +170,15 @@ def run(settings: Settings) -> str:
     return "\n".join(out)
 
 
+def _classifier_scores(rows: list[dict[str, Any]], intents: list[str]) -> list[str]:
+    """Accuracy, macro-F1, and macro-F1 without the question intent, of the classifier's top intent."""
+    return [
+        f"{accuracy(rows, CLASSIFIER):.3f}",
+        f"{macro_f1(rows, intents, CLASSIFIER):.3f}",
+        f"{macro_f1(rows, [i for i in intents if i != QUESTION_INTENT], CLASSIFIER):.3f}",
+    ]
+
+
 def _language_row(
     language: str, predictions: list[dict[str, Any]], intents: list[str], folds: list[dict[str, Any]]
 ) -> list[object]:
@@ -178,9 +187,7 @@ def _language_row(
     return [
         language,
         len(rows),
-        f"{accuracy(rows, CLASSIFIER):.3f}",
-        f"{macro_f1(rows, intents, CLASSIFIER):.3f}",
-        f"{macro_f1(rows, [i for i in intents if i != QUESTION_INTENT], CLASSIFIER):.3f}",
+        *_classifier_scores(rows, intents),
         f"{min(per_fold):.3f}–{max(per_fold):.3f}",
         f"{accuracy(rows, BOT):.3f}",
         f"{macro_f1(rows, intents, BOT):.3f}",
@@ -193,9 +200,7 @@ def _holdout_row(language: str, predictions: list[dict[str, Any]], intents: list
     return [
         language,
         len(rows),
-        f"{accuracy(rows, CLASSIFIER):.3f}",
-        f"{macro_f1(rows, intents, CLASSIFIER):.3f}",
-        f"{macro_f1(rows, [i for i in intents if i != QUESTION_INTENT], CLASSIFIER):.3f}",
+        *_classifier_scores(rows, intents),
         sum(p["label"] != p[CLASSIFIER] for p in rows),
         f"{accuracy(rows, BOT):.3f}",
         f"{macro_f1(rows, intents, BOT):.3f}",
