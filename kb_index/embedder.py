@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+#: Texts embedded between two cache writes and progress reports.
+CHUNK = 512
+
+T = TypeVar("T")
+
+
+@functools.cache
+def _bfloat16_is_native() -> bool:
+    """Whether this CPU computes bfloat16 matrix products in hardware (oneDNN's check)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch built without oneDNN
+        return False
 
 
 def resolve_model_path(name: str) -> str:
@@ -32,34 +49,77 @@ def resolve_model_path(name: str) -> str:
 class Embedder:
     """Encodes texts to L2-normalised float32 vectors, caching each by its hash.
 
-    The model is loaded on first use, never at import or construction time.
+    The model is loaded on first use, never at import or construction time, and it
+    only ever runs on the embedder's own thread. torch gives every thread that runs
+    a model its own OpenMP team, and the teams fight over the cores: once a second
+    thread had used the model, one query took 14 ms instead of 6.5 ms on an idle
+    2-core machine, and a web server calls from many threads. Callers on any thread
+    wait for their turn, which costs nothing when the cores are busy anyway.
     """
 
     def __init__(
         self,
         model: str = "",
         cache_path: Path | None = None,
-        batch_size: int = 64,
+        batch_size: int | None = None,
     ) -> None:
         self.model_name = model or BUNDLED_MODEL
+        #: None: 16 texts per batch in float32, 32 in bfloat16 (the fastest of 16-128, measured).
         self.batch_size = batch_size
         self._model: Any = None
         self._load_lock = threading.Lock()
         self.cache_path = cache_path
         self._cache_lock = threading.Lock()
         self._cache: sqlite3.Connection | None = None
+        self._thread: tuple[int, ThreadPoolExecutor] | None = None
 
     # -- model ----------------------------------------------------------------
+    def _on_model_thread(self, work: Callable[[], T]) -> T:
+        """Runs work on the model's thread (one per process: a fork starts its own)."""
+        with self._load_lock:
+            if self._thread is None or self._thread[0] != os.getpid():
+                self._thread = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="embedder"))
+            executor = self._thread[1]
+        return executor.submit(work).result()
+
+    def _load(self) -> Any:
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(resolve_model_path(self.model_name), device="cpu")
+        return self._model
+
     @property
     def model(self) -> Any:
-        with self._load_lock:
-            if self._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-                from sentence_transformers import SentenceTransformer
+        """The loaded SentenceTransformer, for reading its settings; embed through the methods."""
+        return self._on_model_thread(self._load)
 
-                self._model = SentenceTransformer(resolve_model_path(self.model_name), device="cpu")
-            return self._model
+    def _embed(self, texts: Sequence[str], bulk: bool) -> np.ndarray:
+        """Embeds on the model thread; bulk work in bfloat16 where the CPU computes it natively.
+
+        On a CPU with bfloat16 matrix units (AMX, AVX512-BF16) torch's autocast embeds
+        a corpus ~1.9x faster, and the vectors differ from float32 ones by a cosine of at
+        most 7e-5 (measured on 2,048 passages and questions). A single query stays in
+        float32: autocast's conversions make it slower (8.8 ms against 6.0 ms).
+        """
+
+        def work() -> Any:
+            import torch
+
+            model = self._load()
+            fast = bulk and _bfloat16_is_native()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
+                return model.encode(
+                    list(texts),
+                    batch_size=self.batch_size or (32 if fast else 16),
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+
+        return np.asarray(self._on_model_thread(work), dtype=np.float32)
 
     @property
     def dimension(self) -> int:
@@ -110,16 +170,13 @@ class Embedder:
                     rows = connection.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk)
                     for key, blob in rows:
                         found[key] = np.frombuffer(blob, dtype=np.float32)
-        missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in found))
-        for start in range(0, len(missing), self.batch_size * 8):
-            batch = missing[start : start + self.batch_size * 8]
-            vectors = self.model.encode(
-                batch,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            ).astype(np.float32)
+        # In length order across the whole set, not per chunk: batches of similar
+        # lengths pad least, and small batches of them beat large ones on 2 cores
+        # (float32, measured: 143 texts/s in arbitrary chunks of 512 at batch 64, 272/s sorted at 16).
+        missing = sorted(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in found), key=len)
+        for start in range(0, len(missing), CHUNK):
+            batch = missing[start : start + CHUNK]
+            vectors = self._embed(batch, bulk=True)
             new = {self._key(t): v for t, v in zip(batch, vectors, strict=True)}
             found.update(new)
             with self._cache_lock:
@@ -136,8 +193,13 @@ class Embedder:
 
     def encode_query(self, text: str) -> np.ndarray:
         """One query, uncached (queries rarely repeat and must not grow the cache)."""
-        vector = self.model.encode([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-        return np.asarray(vector, dtype=np.float32)
+        return self._embed([text], bulk=False)
+
+    def encode_uncached(self, texts: Sequence[str]) -> np.ndarray:
+        """Many queries at once, uncached (for tuning on labelled queries)."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._embed(texts, bulk=True)
 
     def count_missing(self, texts: Sequence[str]) -> int:
         """How many of these texts are not cached yet (for progress bars)."""

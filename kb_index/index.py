@@ -149,7 +149,8 @@ class _LanguageIndex:
                 dimension, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
             )
         if len(units):
-            self.dense.add(self.vectors)
+            with _one_thread():
+                self.dense.add(self.vectors)
         self.lexical = bm25s.BM25()
         self.lexical.index(documents or [[""]], show_progress=False)
 
@@ -200,11 +201,14 @@ class _LanguageIndex:
 
 @contextmanager
 def _one_thread() -> Iterator[None]:
-    """Searches one query on the calling thread alone.
+    """Runs FAISS on the calling thread alone (every FAISS call goes through this).
 
-    FAISS would split an exact search across OpenMP threads, which on a busy machine
-    wait for each other: on 2 shared cores, 50k units take ~4 ms on one thread and
-    15-35 ms on two. The setting is per calling thread, and restored afterwards.
+    FAISS ships its own OpenMP runtime, separate from torch's. Once FAISS had run one
+    parallel region, embedding a query took 14 ms instead of 6.5 ms for the rest of
+    the process (idle 2-core machine), so FAISS never gets a second thread here.
+    Searches lose nothing by it: on 2 shared cores, OpenMP threads wait for each other
+    (50k units: ~4 ms on one thread, 15-35 ms on two). The setting is per calling
+    thread, and restored afterwards.
     """
     import faiss
 

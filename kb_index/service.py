@@ -233,12 +233,7 @@ class KnowledgeBase:
 
     # -- searching ------------------------------------------------------------
     def encode(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
-        vectors = self.embedder.model.encode(
-            texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        return self.embedder.encode_uncached(texts)
 
     def search(self, query: str, language: str, top_k: int = 5) -> SearchResult:
         """Searches the published articles.

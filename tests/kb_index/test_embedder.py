@@ -1,0 +1,63 @@
+"""The embedder: one model thread for every caller, bulk vectors as good as single ones."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kb_index.embedder import Embedder
+
+TEXTS = [
+    "How do I reset my password?",
+    "Kā nomainīt paroli?",
+    "Как сменить пароль?",
+    "Refunds are paid to the card used for the purchase within five working days. " * 6,
+]
+
+
+def test_the_model_runs_on_one_thread_whoever_calls(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = embedder.model
+    ran_on: set[str] = set()
+    original = model.encode
+
+    def recording(*args: object, **kwargs: object) -> object:
+        ran_on.add(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, "encode", recording)
+    with ThreadPoolExecutor(4) as pool:
+        vectors = list(pool.map(embedder.encode_query, TEXTS * 3))
+    embedder.encode_uncached(TEXTS)
+    assert len(ran_on) == 1 and next(iter(ran_on)).startswith("embedder")
+    assert threading.current_thread().name not in ran_on
+    for i, vector in enumerate(vectors):  # concurrent callers each get their own text's vector
+        np.testing.assert_allclose(vector, vectors[i % len(TEXTS)], atol=1e-6)
+
+
+def test_bulk_vectors_match_query_vectors(embedder: Embedder) -> None:
+    # Bulk embedding may run in bfloat16 (where the CPU has it), queries in float32:
+    # the same text must come out the same for search to compare them.
+    bulk = embedder.encode_uncached(TEXTS)
+    single = np.vstack([embedder.encode_query(text) for text in TEXTS])
+    assert bulk.dtype == np.float32 and bulk.shape == single.shape
+    cosines = (bulk * single).sum(axis=1)
+    assert cosines.min() > 0.999, cosines
+    np.testing.assert_allclose(np.linalg.norm(bulk, axis=1), 1.0, atol=1e-5)
+
+
+def test_cached_texts_come_back_in_input_order_and_are_embedded_once(tmp_path: Path, embedder: Embedder) -> None:
+    cached = Embedder("", tmp_path / "cache.sqlite")
+    cached._model = embedder.model  # share the loaded weights
+    texts = [TEXTS[3], TEXTS[0], TEXTS[3], TEXTS[1]]  # embedded in length order, returned in this one
+    first = cached.encode(texts)
+    assert cached.count_missing(texts) == 0
+    embedded: list[int] = []
+    again = cached.encode([*texts, TEXTS[2]], progress=embedded.append)
+    assert embedded == [1]  # only the new text
+    np.testing.assert_allclose(again[:4], first, atol=1e-6)
+    np.testing.assert_allclose(first[0], first[2])
+    assert (first[1] * embedder.encode_query(TEXTS[0])[0]).sum() > 0.999
