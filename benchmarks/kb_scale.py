@@ -29,10 +29,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import numpy as np
@@ -43,7 +42,6 @@ from firstline.config import REPO_ROOT, Settings
 from kb_index.corpus import MAX_TITLE, Article, check_article, read_corpus, write_corpus
 from kb_index.tuning import read_queries
 
-T = TypeVar("T")
 SEED = 20240611
 SIZES = (1_000, 10_000, 100_000)
 #: Sizes also served over HTTP (and built cold, with the CLI).
@@ -231,19 +229,6 @@ def latencies(call: Callable[[Query], object], items: Sequence[Query]) -> dict[s
     return {"p50": percentile(times, 50), "p95": percentile(times, 95), "load": max(before, load())}
 
 
-def in_worker(call: Callable[[], T]) -> T:
-    """Runs call in a worker thread, as the service runs a request.
-
-    This matters on a busy machine: OpenMP (torch, FAISS) spin-waits for its helper
-    threads, and a descheduled helper then costs whole time slices. The service calls
-    the engine from worker threads after loading the model on the main one, and with
-    more OpenMP threads than cores libgomp stops spinning; timing on the main thread
-    alone can be many times slower and would not show what a user gets.
-    """
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(call).result()
-
-
 def own_rss_mb() -> float:
     return rss_mb(os.getpid())
 
@@ -355,7 +340,7 @@ def engine(size: int, cache: Path, out: Path) -> None:
         return built, took
 
     def search_alone(index: SearchIndex) -> dict[str, float]:
-        return in_worker(lambda: latencies(lambda q: index.search(q.text, query_vectors[id(q)], q.language), asked))
+        return latencies(lambda q: index.search(q.text, query_vectors[id(q)], q.language), asked)
 
     def top5(index: SearchIndex, dense_only: bool = False) -> list[set[str]]:
         tops = []
@@ -372,8 +357,8 @@ def engine(size: int, cache: Path, out: Path) -> None:
     report["dense_index"] = index.manifest()["dense_index"]["en"]
     report["rss_index_mb"] = own_rss_mb()
     report["search"] = search_alone(index)
-    report["search_with_embedding"] = in_worker(
-        lambda: latencies(lambda q: index.search(q.text, embedder.encode_query(q.text), q.language), asked)
+    report["search_with_embedding"] = latencies(
+        lambda q: index.search(q.text, embedder.encode_query(q.text), q.language), asked
     )
     report["rss_after_search_mb"] = own_rss_mb()
     # One edited article: the engine's part of an update (the service adds its database work).
@@ -476,22 +461,18 @@ def served(size: int, root: Path, cache: Path, cold: bool) -> dict[str, Any]:
         report["rss_serve_mb"] = rss_mb(server.pid)
         report["updates"] = _updates(client, items)
         report["rss_serve_after_updates_mb"] = rss_mb(server.pid)
-    if size == max(SERVED_SIZES):
-        # The same, with one OpenMP thread per search: no thread waits for a descheduled sibling.
-        with _serve(data_dir, log, OMP_NUM_THREADS="1") as (client, _, _):
-            report["single_thread"] = _http_latencies(client)
     return report
 
 
 @contextlib.contextmanager
-def _serve(data_dir: Path, log: Path, **extra: str) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes], Timed]]:
+def _serve(data_dir: Path, log: Path) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes], Timed]]:
     """A `firstline serve` on a free port, ready to answer."""
     port = free_port()
     with log.open("a") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "firstline.cli", "serve", "--port", str(port)],
             cwd=REPO_ROOT,
-            env={**_environment(data_dir), **extra},
+            env=_environment(data_dir),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -700,19 +681,6 @@ def _http_table(services: dict[int, dict[str, Any]]) -> str:
                 f"{busiest:.1f}",
             ]
         )
-        if "single_thread" in s:
-            one = s["single_thread"]
-            rows.append(
-                [
-                    f"{size:,}, OMP_NUM_THREADS=1",
-                    _ms(one["http"]),
-                    _ms(one["server_took"]),
-                    "",
-                    "",
-                    "",
-                    f"{one['http']['load']:.1f}",
-                ]
-            )
     header = [
         "articles",
         "GET /api/kb/search p50 / p95 ms",
