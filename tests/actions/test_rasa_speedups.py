@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import math
 from typing import Any
 
 import jsonschema
 import pytest
 import rasa.shared.utils.common
+from aiohttp import web
 from rasa.core.actions.action import RemoteAction
 from rasa.shared.core.events import Event, SlotSet, UserUttered, deserialise_events
+from rasa.utils.endpoints import EndpointConfig
 
 from bot.addons import rasa_speedups
+from firstline.devservers import free_port
 
 VALID = [
     {"events": [], "responses": []},
@@ -33,9 +39,10 @@ def rasa_validation(result: dict[str, Any]) -> str | None:
     return None
 
 
-def test_loading_the_addons_installs_both() -> None:
+def test_loading_the_addons_installs_them() -> None:
     assert RemoteAction._validate_action_result is rasa_speedups.validate_action_result
     assert Event.resolve_by_type is rasa_speedups.resolve_by_type
+    assert EndpointConfig.session is rasa_speedups.session
 
 
 @pytest.mark.parametrize("result", VALID)
@@ -75,3 +82,35 @@ def test_stored_events_deserialise_to_the_same_types() -> None:
         ]
     )
     assert [type(e) for e in events] == [UserUttered, SlotSet]
+
+
+PAYLOADS = [
+    {"next_action": "action_kb_search", "tracker": {"latest_message": {"text": "Kā nomainīt paroli? Как сменить?"}}},
+    {"url": "https://example.com/a/b", "scores": [0.1 + 0.2, 2.5e-8, 1e300, -0.0], "flags": [True, None, 7]},
+    {"confidence": float("nan")},  # ujson refuses it; the standard encoder writes NaN as Rasa's would
+]
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_the_action_server_receives_what_rasa_sent(payload: dict[str, Any]) -> None:
+    port = free_port()
+
+    async def exchange() -> Any:
+        async def echo(request: web.Request) -> web.Response:
+            return web.json_response({"received": json.loads(await request.text())})
+
+        app = web.Application()
+        app.router.add_post("/webhook", echo)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            return await EndpointConfig(f"http://127.0.0.1:{port}/webhook").request(json=payload, method="post")
+        finally:
+            await runner.cleanup()
+
+    received = asyncio.run(exchange())["received"]
+    if "confidence" in payload:
+        assert math.isnan(received["confidence"])
+    else:
+        assert received == payload
