@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import tempfile
 import threading
@@ -18,6 +19,8 @@ from firstline.stack import Stack, StackConfig
 
 USERS = 10
 QUESTIONS_PER_USER = 20
+#: Seconds a user at human pace spends reading the reply and typing the next message.
+THINK_SECONDS = (2.0, 4.0)
 
 
 def run(settings: Settings) -> str:
@@ -32,7 +35,13 @@ def run(settings: Settings) -> str:
     try:
         time.sleep(5)
         memory = {name: rss_mb(pid) for name, pid in stack.pids().items()}
-        load = {users: _load(stack.config.rasa_url, users) for users in (1, USERS)}
+        load = {
+            "1, back to back": _load(stack.config.rasa_url, 1),
+            f"{USERS}, back to back": _load(stack.config.rasa_url, USERS),
+            f"{USERS}, {THINK_SECONDS[0]:.0f}–{THINK_SECONDS[1]:.0f} s between a reply and the next message": _load(
+                stack.config.rasa_url, USERS, THINK_SECONDS
+            ),
+        }
         busy = os.getloadavg()[0]
     finally:
         stack.stop()
@@ -44,22 +53,33 @@ def run(settings: Settings) -> str:
     )
     out += "\n" + table(
         "Bot reply latency through the REST channel, answered question (article text from the knowledge base)",
-        ["concurrent users", "requests", "p50 ms", "p95 ms", "max ms"],
-        [[users, len(values), f"{percentile(values, 50):.0f}", f"{percentile(values, 95):.0f}", f"{max(values):.0f}"]
-         for users, values in load.items()],
+        ["concurrent users", "requests", "replies/s", "p50 ms", "p95 ms", "max ms"],
+        [[users, len(values), f"{rate:.1f}", f"{percentile(values, 50):.0f}", f"{percentile(values, 95):.0f}",
+          f"{max(values):.0f}"]
+         for users, (values, rate) in load.items()],
     )  # fmt: skip
     out += f"\n1-minute load average after the run: {busy:.1f} on {os.cpu_count()} cores.\n"
     return out
 
 
-def _load(rasa_url: str, users: int) -> list[float]:
+def _load(rasa_url: str, users: int, think: tuple[float, float] | None = None) -> tuple[list[float], float]:
+    """Reply latencies (ms) of `users` concurrent conversations of QUESTIONS_PER_USER
+    questions, and the replies per second they got.
+
+    Without `think` each user sends the next message as soon as the reply arrives (the
+    server's capacity); with it, each waits a random time in that range first, as a
+    person reading and typing does.
+    """
     latencies: list[float] = []
     lock = threading.Lock()
 
-    def user() -> None:
+    def user(think: tuple[float, float] | None = think) -> None:
         sender = uuid.uuid4().hex
+        pause = random.Random(sender)
         with httpx.Client(timeout=30) as client:
             for _ in range(QUESTIONS_PER_USER):
+                if think is not None:
+                    time.sleep(pause.uniform(*think))
                 started = time.perf_counter()
                 response = client.post(
                     f"{rasa_url}/webhooks/rest/webhook",
@@ -70,13 +90,12 @@ def _load(rasa_url: str, users: int) -> list[float]:
                 with lock:
                     latencies.append(took)
 
-    warm = threading.Thread(target=user)
-    warm.start()
-    warm.join()
+    user(think=None)  # warm up
     latencies.clear()
     threads = [threading.Thread(target=user) for _ in range(users)]
+    started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return latencies
+    return latencies, len(latencies) / (time.perf_counter() - started)
