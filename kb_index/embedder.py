@@ -20,6 +20,11 @@ CHUNK = 512
 
 T = TypeVar("T")
 
+#: (pid, executor) of the one thread that runs models in this process, and its name.
+MODEL_THREAD = "embedder"
+_model_thread: tuple[int, ThreadPoolExecutor] | None = None
+_model_thread_lock = threading.Lock()
+
 
 @functools.cache
 def _bfloat16_is_native() -> bool:
@@ -50,10 +55,10 @@ class Embedder:
     """Encodes texts to L2-normalised float32 vectors, caching each by its hash.
 
     The model is loaded on first use, never at import or construction time, and it
-    only ever runs on the embedder's own thread. torch gives every thread that runs
-    a model its own OpenMP team, and the teams fight over the cores: once a second
-    thread had used the model, one query took 14 ms instead of 6.5 ms on an idle
-    2-core machine, and a web server calls from many threads. Callers on any thread
+    only ever runs on the process's model thread, which all embedders share. torch
+    gives every thread that runs a model its own OpenMP team, and the teams fight over
+    the cores: once a second thread had used the model, one query took 14 ms instead
+    of 6.5 ms on an idle 2-core machine, and a web server calls from many threads. Callers on any thread
     wait for their turn, which costs nothing when the cores are busy anyway.
     """
 
@@ -67,20 +72,21 @@ class Embedder:
         #: None: 16 texts per batch in float32, 32 in bfloat16 (the fastest of 16-128, measured).
         self.batch_size = batch_size
         self._model: Any = None
-        self._load_lock = threading.Lock()
         self.cache_path = cache_path
         self._cache_lock = threading.Lock()
         self._cache: sqlite3.Connection | None = None
-        self._thread: tuple[int, ThreadPoolExecutor] | None = None
         self._bulk_threads = os.cpu_count() or 1
 
     # -- model ----------------------------------------------------------------
     def _on_model_thread(self, work: Callable[[], T]) -> T:
-        """Runs work on the model's thread (one per process: a fork starts its own)."""
-        with self._load_lock:
-            if self._thread is None or self._thread[0] != os.getpid():
-                self._thread = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="embedder"))
-            executor = self._thread[1]
+        """Runs work on the process's model thread (shared by every embedder; a fork starts its own)."""
+        global _model_thread
+        if threading.current_thread().name.startswith(MODEL_THREAD):  # already on it
+            return work()
+        with _model_thread_lock:
+            if _model_thread is None or _model_thread[0] != os.getpid():
+                _model_thread = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix=MODEL_THREAD))
+            executor = _model_thread[1]
         return executor.submit(work).result()
 
     def _load(self) -> Any:

@@ -61,3 +61,14 @@ def test_cached_texts_come_back_in_input_order_and_are_embedded_once(tmp_path: P
     np.testing.assert_allclose(again[:4], first, atol=1e-6)
     np.testing.assert_allclose(first[0], first[2])
     assert (first[1] * embedder.encode_query(TEXTS[0])[0]).sum() > 0.999
+
+
+def test_every_embedder_shares_the_one_model_thread(tmp_path: Path, embedder: Embedder) -> None:
+    other = Embedder("", tmp_path / "other.sqlite")
+    other._model = embedder.model
+    names = {e._on_model_thread(lambda: threading.current_thread().name) for e in (embedder, other)}
+    assert len(names) == 1
+    # Work already on the model thread may use the embedder again without waiting for itself.
+    with ThreadPoolExecutor(1) as pool:
+        nested = pool.submit(embedder._on_model_thread, lambda: embedder.dimension)
+        assert nested.result(timeout=60) == 384
