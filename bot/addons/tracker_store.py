@@ -19,9 +19,9 @@ handling one conversation at once).
 
 On SQLite the file is switched to write-ahead logging with `synchronous=NORMAL`, and
 connections stay open in a pool: a commit appends to the log without waiting for the
-disk, readers do not block the writer, and the database stays consistent after a crash (a power cut may lose the
-last replies; the handoff outbox keeps its own file). Other databases are left as Rasa
-sets them up.
+disk, readers do not block the writer, and the database stays consistent after a crash
+(a power cut may lose the last replies; the handoff outbox keeps its own file). Other
+databases are left as Rasa sets them up.
 
 `bot/endpoints.yml` names this class as the tracker store; it takes the settings of
 Rasa's `type: SQL`.
