@@ -120,7 +120,9 @@ class ValidateHandoffForm(FormValidationAction):
     def validate_issue_summary(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        text = " ".join(str(value or "").split())
+        if value is None:  # reset when the handoff starts, not typed: nothing to complain about
+            return {"issue_summary": None}
+        text = " ".join(str(value).split())
         if len(text) < 3 or text.startswith("/"):
             dispatcher.utter_message(response="utter_invalid_issue_summary")
             return {"issue_summary": None}

@@ -138,6 +138,20 @@ def test_a_description_needs_a_few_words() -> None:
     }
 
 
+def test_the_form_starts_without_complaining_about_the_cleared_description() -> None:
+    # action_start_handoff clears issue_summary; the form's first validation sees that
+    # SlotSet among the latest events and must not answer it with "describe the problem".
+    started = tracker("a person please", intent="request_human")
+    for name, value in (("summary_suggestion", "VPN drops"), ("issue_summary", None), ("escalate", False)):
+        started.events.append({"event": "slot", "name": name, "value": value})
+        started.slots[name] = value
+    started.slots["requested_slot"] = None
+    domain = {"forms": {"handoff_form": {"required_slots": ["contact_email", "priority", "issue_summary"]}}}
+    events, dispatcher = run(ValidateHandoffForm(), started, domain)
+    assert dispatcher.messages == []
+    assert slots_set(events).get("issue_summary") is None
+
+
 def test_user_messages_are_relayed_silently(service: FakeService) -> None:
     service.on("POST", "/api/handoffs/7/user-messages", {"id": 1}, status=201)
     events, dispatcher = run(
