@@ -18,6 +18,8 @@ MIN_CONFIDENCE = 0.85
 _LATVIAN_LETTERS = re.compile(r"[āčēģīķļņšūž]", re.IGNORECASE)
 _CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
 _WORD = re.compile(r"\w+", re.UNICODE)
+#: E-mail addresses and links are in no language ("janis@example.lv" read as English).
+_ADDRESSES = re.compile(r"\S+@\S+|(?:https?://|www\.)\S+", re.IGNORECASE)
 
 _detector: Any = None
 _lock = threading.Lock()
@@ -49,6 +51,7 @@ def detect(text: str, current: str | None) -> str:
     fallback = current if current in LANGUAGES else "en"
     if text.startswith("/"):  # a button payload, not words
         return fallback
+    text = _ADDRESSES.sub(" ", text)
     letters = [c for c in text if c.isalpha()]
     if not letters:
         return fallback

@@ -24,6 +24,10 @@ from tests.actions.support import tracker
         ("/affirm", "lv", "lv"),  # a button payload is not language
         ("paldies, tas palīdzēja", "en", "lv"),
         ("my printer is not printing anything today", "lv", "en"),
+        # The contact the handoff form asks for is no language: the conversation keeps its own.
+        ("janis.ozols@example.lv", "lv", "lv"),
+        ("ivan@example.com", "ru", "ru"),
+        ("see https://status.example.com/outage/today", "lv", "lv"),
     ],
 )
 def test_detect(text: str, current: str | None, expected: str) -> None:

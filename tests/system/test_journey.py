@@ -187,6 +187,33 @@ def test_handoff_live_chat_close_and_rating(running_stack: Any) -> None:
         api.close()
 
 
+def test_the_user_can_cancel_the_handoff_in_their_language(running_stack: Any) -> None:
+    # The handoff form takes whatever is typed as the e-mail, the urgency or the
+    # description; "cancel" must end it instead, as the bot promises, and an e-mail
+    # address must not switch the conversation to English.
+    user = ChatUser(running_stack.config.rasa_url, "lv")
+    try:
+        user.say("/request_human", "cilvēku, lūdzu")
+        asked = user.receive(lambda m: "e-pasta adresi" in m["text"])
+        assert not any("aprakstiet problēmu" in m["text"] for m in asked), asked
+        user.say("janis.ozols@example.lv")
+        user.receive(lambda m: "Cik steidzami" in m["text"])
+        user.say("atcelt")
+        user.receive(lambda m: "atcēlu" in m["text"])
+        assert user.silence(2) == []
+    finally:
+        user.close()
+    user = ChatUser(running_stack.config.rasa_url, "en")
+    try:
+        user.say("I want to talk to a human")
+        user.receive(lambda m: "e-mail address" in m["text"])
+        user.say("cancel")
+        replies = user.receive(lambda m: "cancelled" in m["text"])
+        assert not any("e-mail" in m["text"] for m in replies), replies
+    finally:
+        user.close()
+
+
 def test_rasa_api_token_is_required(running_stack: Any) -> None:
     config = running_stack.config
     response = httpx.post(
