@@ -9,7 +9,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,12 +18,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from firstline.config import REPO_ROOT, Settings
-from firstline.devservers import MissingBinaries, PostgresServer, free_port, start_postgres
+from firstline.devservers import PostgresServer, free_port
 from firstline.main import create_app
 from handoff.delivery import RasaClient
 from kb_index.corpus import Article
 from kb_index.embedder import Embedder
-from tests.conftest import missing_system_package
+from tests.conftest import throwaway_postgres
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -39,20 +38,6 @@ def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
 
 
 # -- PostgreSQL ----------------------------------------------------------------------
-@contextmanager
-def throwaway_postgres() -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL server on a free port, from Debian's binaries."""
-    try:
-        server = start_postgres()
-    except MissingBinaries as exc:
-        missing_system_package(str(exc))
-        raise
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     with throwaway_postgres() as server:

@@ -21,8 +21,8 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import read_endpoint_config
 
 from bot.addons.tracker_store import TrackerStore
-from firstline.devservers import MissingBinaries, PostgresServer, start_postgres
-from tests.conftest import missing_system_package
+from firstline.devservers import PostgresServer
+from tests.conftest import throwaway_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = Domain.from_dict({"slots": {"language": {"type": "text", "mappings": [{"type": "custom"}]}}})
@@ -34,13 +34,8 @@ def run(coroutine: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresServer]:
-    try:
-        server = start_postgres(max_connections=50)
-    except MissingBinaries as exc:
-        missing_system_package(str(exc))
-        raise
-    yield server
-    server.stop()
+    with throwaway_postgres() as server:
+        yield server
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

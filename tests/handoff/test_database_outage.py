@@ -17,7 +17,8 @@ from firstline.devservers import PostgresServer
 from firstline.main import create_app
 from handoff.delivery import RasaClient
 from kb_index.embedder import Embedder
-from tests.app_fixtures import SERVICE, FakeRasa, login, make_settings, throwaway_postgres
+from tests.app_fixtures import SERVICE, FakeRasa, login, make_settings
+from tests.conftest import throwaway_postgres
 from tests.handoff.test_api import new_handoff
 
 
