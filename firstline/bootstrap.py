@@ -52,5 +52,5 @@ def ensure_demo_kb(settings: Settings, db: Database, kb: KnowledgeBase) -> None:
             q for q in read_queries(settings.demo_eval_dir, "validation")
             if q.expected is None or q.expected in kb.index.by_id
         ]  # fmt: skip
-        kb.set_calibration(tune(kb.index, kb.encode, queries))
+        kb.set_calibration(tune(kb.index, kb.embedder.encode_uncached, queries))
         logger.warning("tuned the knowledge base on %d demo validation queries", len(queries))

@@ -349,7 +349,7 @@ def kb_tune(
         labelled = read_queries(queries, split)
         kb = _open_kb()
         kb.start(watch_interval=None)
-        calibration = tune(kb.index, kb.encode, labelled, objective)  # type: ignore[arg-type]
+        calibration = tune(kb.index, kb.embedder.encode_uncached, labelled, objective)  # type: ignore[arg-type]
     except CorpusError as exc:
         for problem in exc.problems:
             typer.echo(str(problem), err=True)

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -232,9 +231,6 @@ class KnowledgeBase:
         self._save_async(index)
 
     # -- searching ------------------------------------------------------------
-    def encode(self, texts: list[str]) -> np.ndarray:
-        return self.embedder.encode_uncached(texts)
-
     def search(self, query: str, language: str, top_k: int = 5) -> SearchResult:
         """Searches the published articles.
 
