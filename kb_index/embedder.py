@@ -76,7 +76,6 @@ class Embedder:
         self.cache_path = cache_path
         self._cache_lock = threading.Lock()
         self._cache: sqlite3.Connection | None = None
-        self._bulk_threads = os.cpu_count() or 1
 
     # -- model ----------------------------------------------------------------
     def _on_model_thread(self, work: Callable[[], T]) -> T:
@@ -123,7 +122,7 @@ class Embedder:
 
             model = self._load()
             fast = bulk and _bfloat16_is_native()
-            threads = self._bulk_threads if bulk else 1
+            threads = (os.cpu_count() or 1) if bulk else 1
             if torch.get_num_threads() != threads:
                 torch.set_num_threads(threads)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
