@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from kb_index.onnx_query import OnnxQueryEncoder
+
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 #: Texts embedded between two cache writes and progress reports.
 CHUNK = 512
@@ -73,6 +75,9 @@ class Embedder:
         #: None: 16 texts per batch in float32, 32 in bfloat16 (the fastest of 16-128, measured).
         self.batch_size = batch_size
         self._model: Any = None
+        #: The ONNX Runtime copy for single queries (None until exported or if the export failed).
+        self._query_encoder: OnnxQueryEncoder | None = None
+        self._query_encoder_tried = False
         self.cache_path = cache_path
         self._cache_lock = threading.Lock()
         self._cache: sqlite3.Connection | None = None
@@ -98,28 +103,40 @@ class Embedder:
             self._model = SentenceTransformer(resolve_model_path(self.model_name), device="cpu")
         return self._model
 
+    def _load_query_encoder(self) -> OnnxQueryEncoder | None:
+        if not self._query_encoder_tried:
+            self._query_encoder = OnnxQueryEncoder.export(self._load())
+            self._query_encoder_tried = True
+        return self._query_encoder
+
+    @property
+    def query_runtime(self) -> str:
+        """What embeds single queries: "onnxruntime", or "torch" when the model could not be exported."""
+        return "torch" if self._on_model_thread(self._load_query_encoder) is None else "onnxruntime"
+
     @property
     def model(self) -> Any:
         """The loaded SentenceTransformer, for reading its settings; embed through the methods."""
         return self._on_model_thread(self._load)
 
     def _embed(self, texts: Sequence[str], bulk: bool) -> np.ndarray:
-        """Embeds on the model thread; bulk work in bfloat16 where the CPU computes it natively.
+        """Embeds on the model thread: bulk work on torch, in bfloat16 where the CPU computes it natively.
 
         On a CPU with bfloat16 matrix units (AMX, AVX512-BF16) torch's autocast embeds
         a corpus ~1.9x faster, and the vectors differ from float32 ones by a cosine of at
-        most 7e-5 (measured on 2,048 passages and questions). A single query stays in
-        float32: autocast's conversions make it slower (8.8 ms against 6.0 ms).
+        most 7e-5 (measured on 2,048 passages and questions).
 
-        A single query also runs on one core. On two, it took 7.3 ms instead of 10.3 ms
-        but 17.5 ms of CPU instead of 10.9 (OpenMP's helper spins while it waits for
-        work), CPU that the bot and other requests need: with ten users chatting the
-        service spent 53 ms of CPU per reply, 16 ms with the query on one core.
+        Single queries go through ONNX Runtime on one core (see ``onnx_query``); torch,
+        when the model cannot be exported, also runs them on one core. On two, torch took
+        7.3 ms instead of 10.3 ms but 17.5 ms of CPU instead of 10.9 (OpenMP's helper spins
+        while it waits for work), CPU that the bot and other requests need.
         """
 
         def work() -> Any:
             import torch
 
+            if not bulk and (query_encoder := self._load_query_encoder()) is not None:
+                return query_encoder(texts)
             model = self._load()
             fast = bulk and _bfloat16_is_native()
             threads = (os.cpu_count() or 1) if bulk else 1

@@ -22,13 +22,13 @@ TEXTS = [
 def test_the_model_runs_on_one_thread_whoever_calls(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
     model = embedder.model
     ran_on: set[str] = set()
-    original = model.encode
+    original = model.preprocess  # tokenisation: the first step of queries and of bulk work
 
     def recording(*args: object, **kwargs: object) -> object:
         ran_on.add(threading.current_thread().name)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(model, "encode", recording)
+    monkeypatch.setattr(model, "preprocess", recording)
     with ThreadPoolExecutor(4) as pool:
         vectors = list(pool.map(embedder.encode_query, TEXTS * 3))
     embedder.encode_uncached(TEXTS)
@@ -39,8 +39,9 @@ def test_the_model_runs_on_one_thread_whoever_calls(embedder: Embedder, monkeypa
 
 
 def test_bulk_vectors_match_query_vectors(embedder: Embedder) -> None:
-    # Bulk embedding may run in bfloat16 (where the CPU has it), queries in float32:
-    # the same text must come out the same for search to compare them.
+    # Bulk embedding runs on torch, maybe in bfloat16 (where the CPU has it), queries in
+    # ONNX Runtime in float32: the same text must come out the same for search to compare them.
+    assert embedder.query_runtime == "onnxruntime"
     bulk = embedder.encode_uncached(TEXTS)
     single = np.vstack([embedder.encode_query(text) for text in TEXTS])
     assert bulk.dtype == np.float32 and bulk.shape == single.shape
@@ -72,3 +73,30 @@ def test_every_embedder_shares_the_one_model_thread(tmp_path: Path, embedder: Em
     with ThreadPoolExecutor(1) as pool:
         nested = pool.submit(embedder._on_model_thread, lambda: embedder.dimension)
         assert nested.result(timeout=60) == 384
+
+
+def test_onnx_queries_equal_the_models_own_vectors(embedder: Embedder) -> None:
+    model = embedder.model
+    texts = [*TEXTS, "", "x" * 10_000, "Paroles maiņa / смена пароля / password reset"]
+    reference = embedder._on_model_thread(
+        lambda: model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=1)
+    )
+    queries = np.vstack([embedder.encode_query(text) for text in texts])
+    np.testing.assert_allclose(queries, reference, atol=1e-5)
+
+
+def test_a_model_onnx_cannot_take_still_embeds_queries_with_torch(
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import torch
+
+    def unsupported(*args: object, **kwargs: object) -> None:
+        raise torch.onnx.OnnxExporterError("unsupported operator")
+
+    fallback = Embedder("")
+    fallback._model = embedder.model
+    monkeypatch.setattr(torch.onnx, "export", unsupported)
+    assert fallback.query_runtime == "torch"
+    assert "exporting the model to ONNX failed: unsupported operator" in caplog.text
+    vector = fallback.encode_query(TEXTS[0])
+    assert (vector * embedder.encode_query(TEXTS[0])).sum() > 0.9999
