@@ -85,18 +85,35 @@ def test_onnx_queries_equal_the_models_own_vectors(embedder: Embedder) -> None:
     np.testing.assert_allclose(queries, reference, atol=1e-5)
 
 
-def test_a_model_onnx_cannot_take_still_embeds_queries_with_torch(
-    embedder: Embedder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("breakage", "logged"),
+    [
+        ("export", "exporting the model to ONNX failed: unsupported operator"),
+        ("vectors", "the ONNX export's vector differs"),
+    ],
+)
+def test_a_model_onnx_cannot_take_faithfully_still_embeds_queries_with_torch(
+    embedder: Embedder,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    breakage: str,
+    logged: str,
 ) -> None:
     import torch
 
-    def unsupported(*args: object, **kwargs: object) -> None:
-        raise torch.onnx.OnnxExporterError("unsupported operator")
-
+    model = embedder.model
     fallback = Embedder("")
-    fallback._model = embedder.model
-    monkeypatch.setattr(torch.onnx, "export", unsupported)
-    assert fallback.query_runtime == "torch"
-    assert "exporting the model to ONNX failed: unsupported operator" in caplog.text
+    fallback._model = model
+    with monkeypatch.context() as patched:
+        if breakage == "export":
+
+            def unsupported(*args: object, **kwargs: object) -> None:
+                raise torch.onnx.OnnxExporterError("unsupported operator")
+
+            patched.setattr(torch.onnx, "export", unsupported)
+        else:  # torch's vector for the probe sentence is not what the exported graph gives
+            patched.setattr(model, "encode", lambda texts, **kwargs: np.eye(1, 384, 7, dtype=np.float32))
+        assert fallback.query_runtime == "torch"
+    assert logged in caplog.text
     vector = fallback.encode_query(TEXTS[0])
     assert (vector * embedder.encode_query(TEXTS[0])).sum() > 0.9999
