@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import CursorResult, Select, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from firstline.db import utcnow
@@ -139,20 +140,28 @@ def create_handoff(
     """Opens a handoff, or returns the one this request already opened.
 
     A retry with the same idempotency key, or a second request while the
-    conversation still has an open handoff, returns the existing handoff.
+    conversation still has an open handoff, returns the existing handoff. That
+    includes a retry sent while the first request is still in flight: its INSERT
+    then fails on the key's unique constraint (PostgreSQL waits for the first
+    transaction to commit), the transaction, which has written nothing else yet,
+    is rolled back, and the first request's handoff is returned.
 
     Returns:
         The handoff and whether it was created now.
     """
     key = data.idempotency_key or f"{data.conversation_id}:{utcnow().isoformat()}"
-    existing = session.scalars(
-        select(HandoffRow).where(
-            (HandoffRow.idempotency_key == key)
-            | ((HandoffRow.conversation_id == data.conversation_id) & HandoffRow.status.in_(OPEN_STATUSES))
-        )
-    ).first()
-    if existing is not None:
-        return existing, False
+
+    def existing() -> HandoffRow | None:
+        return session.scalars(
+            select(HandoffRow).where(
+                (HandoffRow.idempotency_key == key)
+                | ((HandoffRow.conversation_id == data.conversation_id) & HandoffRow.status.in_(OPEN_STATUSES))
+            )
+        ).first()
+
+    found = existing()
+    if found is not None:
+        return found, False
     now = utcnow()
     keep = [data.contact]
     handoff = HandoffRow(
@@ -170,7 +179,14 @@ def create_handoff(
         sla_due_at=now + timedelta(minutes=sla_minutes.get(data.priority, 240)),
     )
     session.add(handoff)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        found = existing()
+        if found is None:
+            raise
+        return found, False
     if data.transcript:
         session.execute(
             insert(MessageRow),
