@@ -22,11 +22,32 @@ VALID = [
     {"events": [], "responses": []},
     {"events": [{"event": "slot", "name": "language", "value": "lv"}], "responses": [{"text": "Sveiki"}]},
     {"events": [{"event": "action", "name": "action_listen", "policy": None, "confidence": None}]},
+    {
+        "events": [
+            {"event": "slot", "name": "requested_slot", "value": None, "timestamp": 1.5},
+            {"event": "active_loop", "name": "handoff_form"},
+            {
+                "event": "user",
+                "text": "Kā nomainīt paroli?",
+                "parse_data": {"intent": {"name": "ask", "confidence": 0.9}, "entities": []},
+            },
+            {"event": "bot", "text": "Sveiki", "data": {"buttons": []}, "metadata": {}},
+            {"event": "followup", "name": "action_open_handoff"},
+            {"event": "session_started"},
+        ],
+        "responses": [{"text": "Labi", "buttons": [{"title": "Jā", "payload": "/affirm"}]}],
+    },
 ]
 INVALID = [
     {"events": [{"name": "language"}]},  # an event without its type
     {"events": "slot"},
     {"events": [{"event": 7}]},
+    {"events": [{"event": "no_such_event"}]},  # a type no alternative names
+    {"events": [{"event": "slot", "name": "language", "value": "lv"}, {"event": "user", "text": 7}]},
+    {"events": [{"event": "action", "name": "action_listen", "confidence": "high"}]},
+    {"events": [{"event": "user", "parse_data": {"intent": {"name": "ask", "confidence": "sure"}}}]},
+    {"events": [], "responses": "Sveiki"},
+    ["not", "an", "object"],
 ]
 
 
@@ -48,13 +69,15 @@ def test_loading_the_addons_installs_them() -> None:
 @pytest.mark.parametrize("result", VALID)
 def test_valid_replies_pass(result: dict[str, Any]) -> None:
     assert rasa_validation(result) is None
+    assert rasa_speedups._valid(result)  # recognised without checking every alternative
     assert rasa_speedups.validate_action_result(RemoteAction("action_x", None), result) is True
 
 
 @pytest.mark.parametrize("result", INVALID)
-def test_invalid_replies_raise_the_error_rasa_would(result: dict[str, Any]) -> None:
+def test_invalid_replies_raise_the_error_rasa_would(result: Any) -> None:
     expected = rasa_validation(result)
     assert expected is not None
+    assert not rasa_speedups._valid(result)
     with pytest.raises(jsonschema.ValidationError) as raised:
         rasa_speedups.validate_action_result(RemoteAction("action_x", None), result)
     assert raised.value.message.startswith(expected + ". Failed to validate Action server response")
