@@ -10,6 +10,7 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from firstline.db import utcnow
@@ -42,11 +43,13 @@ def create_agent(
     """Creates an account.
 
     Raises:
-        Conflict: an account with this e-mail exists.
+        Conflict: an account with this e-mail exists, or is being created at this moment
+            (an admin's double click: the e-mail's unique constraint refuses the second).
     """
     email = email.strip().lower()
+    exists = Conflict(f"an account for {email} already exists")
     if session.scalar(select(func.count()).where(AgentRow.email == email)):
-        raise Conflict(f"an account for {email} already exists")
+        raise exists
     agent = AgentRow(
         email=email,
         name=name.strip(),
@@ -55,8 +58,12 @@ def create_agent(
         languages=languages or ["en"],
         max_concurrent=max_concurrent,
     )
-    session.add(agent)
-    session.flush()
+    try:
+        with session.begin_nested():  # a refused INSERT undoes only itself
+            session.add(agent)
+            session.flush()
+    except IntegrityError:
+        raise exists from None
     return agent
 
 
