@@ -15,7 +15,7 @@ from handoff.models import AgentRow, HandoffRow
 from handoff.schemas import HandoffCreate
 from kb_index.embedder import Embedder
 from tests.app_fixtures import FakeRasa, LiveServer
-from tests.handoff.test_live import app_for
+from tests.handoff.test_live import agent_headers, app_for
 
 SENDERS = 8
 ROUNDS = 20
@@ -70,10 +70,7 @@ def test_simultaneous_account_creations_give_one_account_and_clear_conflicts(
     tmp_path: Path, database_url: str, embedder: Embedder, fake_rasa: FakeRasa
 ) -> None:
     with LiveServer(app_for(tmp_path / "data", database_url, embedder, fake_rasa)) as server:
-        token = httpx.post(
-            f"{server.url}/api/auth/login", json={"email": "admin@example.com", "password": "firstline-dev"}
-        ).json()["token"]
-        admin = {"Authorization": f"Bearer {token}"}
+        admin = agent_headers(server.url, "admin@example.com")
         statuses: list[Counter[int]] = [Counter() for _ in range(5)]
         details: set[str] = set()
         lock = threading.Lock()

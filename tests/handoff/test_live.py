@@ -24,10 +24,9 @@ def app_for(data_dir: Path, database_url: str, embedder: Embedder, fake_rasa: Fa
     return create_app(make_settings(data_dir, database_url), rasa=rasa, embedder=embedder)
 
 
-def agent_headers(base_url: str) -> dict[str, str]:
-    token = httpx.post(
-        f"{base_url}/api/auth/login", json={"email": "agent@example.com", "password": "firstline-dev"}
-    ).json()["token"]
+def agent_headers(base_url: str, email: str = "agent@example.com") -> dict[str, str]:
+    """Logs a development account in to a running server; its bearer header."""
+    token = httpx.post(f"{base_url}/api/auth/login", json={"email": email, "password": "firstline-dev"}).json()["token"]
     return {"Authorization": f"Bearer {token}"}
 
 
