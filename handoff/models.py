@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -23,6 +24,7 @@ PRIORITIES = ("urgent", "high", "normal", "low")
 #: Lower sorts first in the queue.
 PRIORITY_RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
 OPEN_STATUSES = ("queued", "assigned")
+OPEN_CONDITION = "status IN ('queued', 'assigned')"
 ROLES = ("agent", "editor", "admin")
 
 
@@ -58,6 +60,14 @@ class HandoffRow(Base):
     __table_args__ = (
         Index("ix_handoffs_queue", "status", "priority_rank", "created_at"),
         UniqueConstraint("idempotency_key"),
+        # At most one open handoff per conversation, even for simultaneous creates.
+        Index(
+            "uq_handoffs_open_conversation",
+            "conversation_id",
+            unique=True,
+            sqlite_where=text(OPEN_CONDITION),
+            postgresql_where=text(OPEN_CONDITION),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

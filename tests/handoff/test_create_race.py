@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from firstline.db import Database, migrate
@@ -21,7 +22,9 @@ SENDERS = 8
 ROUNDS = 20
 
 
-def test_simultaneous_retries_make_one_handoff_and_no_error(database_url: str) -> None:
+@pytest.mark.parametrize("keys", ["one key", "a key per sender"])
+def test_simultaneous_creates_make_one_handoff_and_no_error(database_url: str, keys: str) -> None:
+    """The bot retrying one request, or two requests for one conversation at once."""
     database = Database(database_url)
     migrate(database.engine)
     outcomes: list[Counter[str]] = [Counter() for _ in range(ROUNDS)]
@@ -29,11 +32,11 @@ def test_simultaneous_retries_make_one_handoff_and_no_error(database_url: str) -
     lock = threading.Lock()
     start = threading.Barrier(SENDERS)
 
-    def sender() -> None:
+    def sender(number: int) -> None:
         for round_number in range(ROUNDS):
             body = HandoffCreate(
                 conversation_id=f"conversation-{round_number}",
-                idempotency_key=f"key-{round_number}",
+                idempotency_key=f"key-{round_number}" + (f"-{number}" if keys == "a key per sender" else ""),
                 language="en",
                 priority="high",
                 contact="user@example.com",
@@ -52,7 +55,7 @@ def test_simultaneous_retries_make_one_handoff_and_no_error(database_url: str) -
                 if handoff is not None:
                     ids[round_number].add(handoff.id)
 
-    threads = [threading.Thread(target=sender) for _ in range(SENDERS)]
+    threads = [threading.Thread(target=sender, args=(number,)) for number in range(SENDERS)]
     for thread in threads:
         thread.start()
     for thread in threads:
