@@ -1,0 +1,106 @@
+"""Editors, or several service workers, saving the same new article at the same moment."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import Counter
+from pathlib import Path
+
+from firstline.db import Database, migrate
+from kb_index.corpus import Article
+from kb_index.embedder import Embedder
+from kb_index.errors import CorpusError
+from kb_index.service import KnowledgeBase
+
+WRITERS = 6
+ROUNDS = 5
+
+
+def test_simultaneous_saves_of_a_new_article_keep_every_revision(
+    tmp_path: Path, database_url: str, embedder: Embedder
+) -> None:
+    database = Database(database_url)
+    migrate(database.engine)
+    # One knowledge base per writer, as each worker process of `firstline serve` has its own.
+    bases = [KnowledgeBase(database, embedder, tmp_path / f"index-{n}") for n in range(WRITERS)]
+    outcomes: list[Counter[str]] = [Counter() for _ in range(ROUNDS)]
+    lock = threading.Lock()
+    start = threading.Barrier(WRITERS)
+
+    def writer(number: int) -> None:
+        for round_number in range(ROUNDS):
+            article = Article(
+                id=f"printer-{round_number}",
+                language="en",
+                title="The printer is offline",
+                body=f"Wording {number}: turn the printer off and on again.",
+                questions=["my printer is offline"],
+            )
+            start.wait()
+            try:
+                bases[number].save_article(article, f"editor-{number}@example.com")
+                outcome = "saved"
+            except Exception as error:  # what the API would have turned into a 500
+                outcome = type(error).__name__
+            with lock:
+                outcomes[round_number][outcome] += 1
+
+    threads = [threading.Thread(target=writer, args=(number,)) for number in range(WRITERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    try:
+        assert outcomes == [Counter(saved=WRITERS)] * ROUNDS
+        with database.session() as session:
+            for round_number in range(ROUNDS):
+                history = bases[0].history(session, f"printer-{round_number}")
+                assert [r.revision for r in history] == list(range(WRITERS, 0, -1))
+                assert {r.author for r in history} == {f"editor-{n}@example.com" for n in range(WRITERS)}
+                assert bases[0].get_row(session, f"printer-{round_number}").revision == WRITERS
+    finally:
+        for base in bases:
+            base.stop()
+        database.dispose()
+
+
+def test_an_import_racing_a_new_article_imports_all_or_nothing(
+    tmp_path: Path, database_url: str, embedder: Embedder
+) -> None:
+    database = Database(database_url)
+    migrate(database.engine)
+    kb = KnowledgeBase(database, embedder, tmp_path / "index")
+    imported = [
+        Article(id=f"article-{n}", language="en", title=f"Title {n}", body="Body.", questions=[f"question {n}"])
+        for n in range(3)
+    ]
+    outcome: list[object] = []
+    try:
+        with database.session() as editor:
+            # An editor's save of article-1, not yet committed when the import starts.
+            kb._write(editor, dataclasses.replace(imported[1], body="The editor's body."), "editor")
+
+            def run_import() -> None:
+                try:
+                    outcome.append(kb.import_articles(imported, "cli"))
+                except CorpusError as error:
+                    outcome.append(error)
+
+            importer = threading.Thread(target=run_import)
+            importer.start()
+            importer.join(timeout=1)  # PostgreSQL: waits on article-1's key; SQLite: on the write lock
+        importer.join(timeout=60)
+        with database.session() as session:
+            stored = {row.id: row.revision for row in kb.list_articles(session)}
+        [result] = outcome
+        if isinstance(result, CorpusError):  # the import's INSERT of article-1 was refused
+            assert "nothing was imported" in str(result)
+            assert stored == {"article-1": 1}
+        else:  # the import came second and saw the editor's article
+            assert result == {"created": 2, "updated": 1, "unchanged": 0, "deleted": 0}
+            assert stored == {"article-0": 1, "article-1": 2, "article-2": 1}
+        assert type(result) is (CorpusError if database_url.startswith("postgresql") else dict)
+    finally:
+        kb.stop()
+        database.dispose()
