@@ -4,7 +4,7 @@ For each size: the full build (`firstline kb import` into an empty data director
 embedding cache cold) and a rebuild with the embeddings cached; search latency in
 process (search alone, and with the query's embedding) and end to end through
 `GET /api/kb/search` of a real `firstline serve`; how long one edited article takes
-to answer; resident memory; and exact (flat) against approximate (HNSW) dense search.
+to answer; resident memory; and the exact scan against approximate (IVF, HNSW) dense search.
 
 The corpus is synthetic but made of real text (`synthetic_corpus`). Every timing is
 printed next to the 1-minute load average, because the machine is shared.
@@ -69,6 +69,10 @@ QUALIFIERS = (
     "on an iPhone", "on Android", "in the Riga office", "in the Tallinn office", "in the Vilnius office",
     "on the premium plan", "on the basic plan", "for a child's account", "during the holidays",
 )  # fmt: skip
+#: Dense index kinds compared at 10k articles and more: (IVF_MIN_UNITS, HNSW_MIN_UNITS)
+#: forcing each, exact first (the others' recall is measured against it).
+DENSE_KINDS = {"exact": (sys.maxsize, sys.maxsize), "IVF": (1, sys.maxsize), "HNSW": (sys.maxsize, 0)}
+DENSE_NAMES = {"exact": "IndexScalarQuantizer", "IVF": "IndexIVFScalarQuantizer", "HNSW": "IndexHNSWFlat"}
 #: Issue 3's targets at 10k articles.
 TARGET_P50_MS, TARGET_P95_MS, TARGET_BUILD_S, TARGET_UPDATE_S = 10.0, 25.0, 120.0, 2.0
 
@@ -189,6 +193,53 @@ def queries(count: int = QUERY_COUNT, seed: int = SEED) -> list[Query]:
     picked += rng.sample(demo, min(len(demo), count - len(picked)))
     rng.shuffle(picked)
     return picked
+
+
+def labelled_queries() -> list[tuple[Query, str | None]]:
+    """Every CLINC150 test question and the demo test split, with what should answer it.
+
+    The expected answer is an article id (demo), an intent's tag (CLINC150: any article
+    of that intent's family answers it), or None (out of scope: the decision should be
+    "none"). Empty without ../shared/datasets.
+    """
+    clinc = datasets_root() / "clinc150" / "data_full.json"
+    if not clinc.is_file():
+        return []
+    data = json.loads(clinc.read_text(encoding="utf-8"))
+    labelled: list[tuple[Query, str | None]] = [
+        (Query(text, "en"), "tag:" + re.sub(r"[^a-z0-9]+", "-", f"clinc-{label}".lower()).strip("-"))
+        for text, label in data["test"]
+    ]
+    labelled += [(Query(text, "en"), None) for text, _ in data["oos_test"]]
+    labelled += [(Query(q.query, q.language), q.expected) for q in read_queries(REPO_ROOT / "content" / "eval", "test")]
+    return labelled
+
+
+def _labelled_quality(
+    index: Any, labelled: list[tuple[Query, str | None]], vectors: list[np.ndarray]
+) -> dict[str, float]:
+    """In-scope accuracy (answered, right article or intent first) and out-of-scope recall."""
+    right = in_scope = rejected = out_of_scope = 0
+    for (q, expected), vector in zip(labelled, vectors, strict=True):
+        result = index.search(q.text, vector, q.language)
+        if expected is None:
+            out_of_scope += 1
+            rejected += result.decision == "none"
+            continue
+        in_scope += 1
+        if result.decision != "none" and result.results:
+            top = result.results[0].article
+            right += ("tag:" + top.tags[0] if top.tags else "") == expected or top.id == expected
+    return {
+        "in_scope": right / max(1, in_scope),
+        "oos_recall": rejected / max(1, out_of_scope),
+        "n_in_scope": in_scope,
+        "n_oos": out_of_scope,
+    }
+
+
+def _recall(truth: list[set[str]], found: list[set[str]]) -> float:
+    return float(np.mean([len(t & f) / max(1, len(t)) for t, f in zip(truth, found, strict=True)]))
 
 
 # -- measuring ----------------------------------------------------------------
@@ -330,13 +381,17 @@ def engine(size: int, cache: Path, out: Path) -> None:
     query_vectors = {id(q): embedder.encode_query(q.text) for q in asked}
     report["rss_before_index_mb"] = own_rss_mb()
 
-    def build(threshold: int) -> tuple[SearchIndex, Timed]:
-        index_module.HNSW_MIN_UNITS = threshold
-        with timed() as took:
-            if vectors is None:
-                built = SearchIndex.build(articles, embedder)  # every text is cached: no embedding
-            else:
-                built = SearchIndex(published, units, vectors, embedder.model_name)
+    def build(kind: str | None = None) -> tuple[SearchIndex, Timed]:
+        """The index the engine picks by default, or one of `DENSE_KINDS` whatever the size."""
+        index_module.IVF_MIN_UNITS, index_module.HNSW_MIN_UNITS = DENSE_KINDS[kind] if kind else defaults
+        try:
+            with timed() as took:
+                if vectors is None:
+                    built = SearchIndex.build(articles, embedder)  # every text is cached: no embedding
+                else:
+                    built = SearchIndex(published, units, vectors, embedder.model_name)
+        finally:
+            index_module.IVF_MIN_UNITS, index_module.HNSW_MIN_UNITS = defaults
         return built, took
 
     def search_alone(index: SearchIndex) -> dict[str, float]:
@@ -351,8 +406,8 @@ def engine(size: int, cache: Path, out: Path) -> None:
             tops.append({r.article.id for r in ranked[:5]})
         return tops
 
-    default_threshold = index_module.HNSW_MIN_UNITS
-    index, took = build(default_threshold)
+    defaults = (index_module.IVF_MIN_UNITS, index_module.HNSW_MIN_UNITS)
+    index, took = build()
     report["build"] = dataclasses.asdict(took)
     report["dense_index"] = index.manifest()["dense_index"]["en"]
     report["rss_index_mb"] = own_rss_mb()
@@ -370,29 +425,33 @@ def engine(size: int, cache: Path, out: Path) -> None:
             index.updated([edited], [], embedder)
         report["update"] = dataclasses.asdict(update)
 
-    # Flat against HNSW: the same articles and vectors, the other kind of dense index.
+    # Each kind of dense index on the same articles and vectors, against the exact scan.
     if size >= 10_000:
-        flat_first = report["dense_index"] != "IndexHNSWFlat"
-        other, other_took = build(0 if flat_first else sys.maxsize)
-        flat, hnsw = (index, other) if flat_first else (other, index)
-        flat_took, hnsw_took = (took, other_took) if flat_first else (other_took, took)
-        flat_search = report["search"] if flat_first else search_alone(flat)
-        hnsw_search = search_alone(hnsw) if flat_first else report["search"]
-        with timed() as flat_update:
-            flat.updated([edited], [], embedder)
-
-        def recall(truth: list[set[str]], found: list[set[str]]) -> float:
-            return float(np.mean([len(t & f) / max(1, len(t)) for t, f in zip(truth, found, strict=True)]))
-
-        report["flat_vs_hnsw"] = {
-            "flat": {"build": dataclasses.asdict(flat_took), "search": flat_search},
-            "hnsw": {"build": dataclasses.asdict(hnsw_took), "search": hnsw_search},
-            "flat_update": dataclasses.asdict(flat_update),
-            "recall5": recall(top5(flat), top5(hnsw)),
-            "recall5_dense": recall(top5(flat, True), top5(hnsw, True)),
-            "rss_both_mb": own_rss_mb(),
-        }
-    index_module.HNSW_MIN_UNITS = default_threshold
+        labelled = labelled_queries() if vectors is None else []
+        labelled_vectors = [embedder.encode_query(q.text) for q, _ in labelled]
+        compared: dict[str, Any] = {}
+        truth: dict[bool, list[set[str]]] = {}
+        for kind in DENSE_KINDS:
+            same = index.manifest()["dense_index"]["en"] == DENSE_NAMES[kind]
+            other, other_took = (index, took) if same else build(kind)
+            row: dict[str, Any] = {
+                "build": dataclasses.asdict(other_took),
+                "search": report["search"] if same else search_alone(other),
+            }
+            if kind != "HNSW" or vectors is None:
+                with timed() as other_update:
+                    other.updated([edited], [], embedder)
+                row["update"] = dataclasses.asdict(other_update)
+            for dense_only in (False, True):
+                found = top5(other, dense_only)
+                truth.setdefault(dense_only, found)  # the exact scan comes first
+                row["recall5_dense" if dense_only else "recall5"] = _recall(truth[dense_only], found)
+            if labelled:
+                row["labelled"] = _labelled_quality(other, labelled, labelled_vectors)
+            compared[kind] = row
+            del other
+        report["dense_kinds"] = compared
+        report["rss_all_kinds_mb"] = own_rss_mb()
     out.write_text(json.dumps(report, indent=2))
 
 
@@ -591,7 +650,7 @@ def render(
         _build_table(services, engines),
         _engine_table(engines),
         _http_table(services),
-        _flat_hnsw_table(engines),
+        _dense_kinds_table(engines),
         _targets(services),
     ]
     notes = [
@@ -602,6 +661,14 @@ def render(
         f"Queries: {QUERY_COUNT} held-out questions (60% CLINC150 test, 20% its out-of-scope test, 20% the demo "
         "test split in en/lv/ru), one at a time.",
     ]
+    counted = [k["labelled"] for e in engines.values() for k in e.get("dense_kinds", {}).values() if "labelled" in k]
+    if counted:
+        notes.append(
+            f"Labelled columns: {counted[0]['n_in_scope']:,} in-scope questions (every CLINC150 test question, right "
+            "when the answer is an article of its intent, and the demo test split) and "
+            f"{counted[0]['n_oos']:,} out-of-scope ones (right when the decision is none). The thresholds are the "
+            "defaults, not fitted to this corpus: compare the rows with each other, not with the CLINC150 table."
+        )
     for e in engines.values():
         if "derived" in e:
             d = e["derived"]
@@ -694,39 +761,43 @@ def _http_table(services: dict[int, dict[str, Any]]) -> str:
     return table(title, header, rows) if rows else ""
 
 
-def _flat_hnsw_table(engines: dict[int, dict[str, Any]]) -> str:
+def _dense_kinds_table(engines: dict[int, dict[str, Any]]) -> str:
     rows: list[list[object]] = []
     for size, e in sorted(engines.items()):
-        f = e.get("flat_vs_hnsw")
-        if not f:
-            continue
-        rows.append(
-            [
-                f"{size:,}",
-                f"{e['units_en']:,}",
-                f"{f['flat']['build']['seconds']:.1f}",
-                _ms(f["flat"]["search"]),
-                f"{f['flat_update']['seconds']:.1f}",
-                f"{f['hnsw']['build']['seconds']:.1f}",
-                _ms(f["hnsw"]["search"]),
-                f"{100 * f['recall5']:.1f}",
-                f"{100 * f['recall5_dense']:.1f}",
-                f"{max(f['flat']['search']['load'], f['hnsw']['search']['load']):.1f}",
-            ]
-        )
+        for kind, k in e.get("dense_kinds", {}).items():
+            labelled = k.get("labelled")
+            rows.append(
+                [
+                    f"{size:,}",
+                    f"{e['units_en']:,}",
+                    kind + (" (default)" if DENSE_NAMES[kind] == e["dense_index"] else ""),
+                    f"{k['build']['seconds']:.1f}",
+                    _ms(k["search"]),
+                    f"{k['update']['seconds']:.2f}" if "update" in k else "≈ build (not run)",
+                    f"{100 * k['recall5']:.1f}",
+                    f"{100 * k['recall5_dense']:.1f}",
+                    f"{100 * labelled['in_scope']:.2f}" if labelled else "",
+                    f"{100 * labelled['oos_recall']:.2f}" if labelled else "",
+                    f"{k['search']['load']:.1f}",
+                ]
+            )
     header = [
         "articles",
         "en units",
-        "flat build s",
-        "flat search p50 / p95 ms",
-        "flat edit s",
-        "HNSW build s (= its edit)",
-        "HNSW search p50 / p95 ms",
-        "recall@5 vs flat %",
+        "dense index",
+        "build s",
+        "search p50 / p95 ms",
+        "edit s",
+        "recall@5 vs exact %",
         "dense-only recall@5 %",
+        "labelled in-scope %",
+        "labelled out-of-scope recall %",
         "load 1m",
     ]
-    title = "Exact (flat) against approximate (HNSW, M=32, efSearch=128) dense search, in process"
+    title = (
+        "Dense index kinds on the same vectors, in process: exact scan, IVF "
+        "(√units/2 lists, an eighth probed), HNSW (M=32, efSearch=128)"
+    )
     return table(title, header, rows) if rows else ""
 
 

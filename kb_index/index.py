@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import secrets
 import time
@@ -29,11 +30,18 @@ from kb_index.errors import IndexNotReady
 from kb_index.text import analyze
 
 FORMAT_VERSION = 1
-#: Above this many units per language an HNSW graph replaces exact search. Every edit
+#: From this many units per language, an inverted-file index (IVF) scans only the lists
+#: nearest the query instead of every unit: at 10,000 articles (51,147 English units)
+#: 1.3 ms instead of 2.8 ms per search, and it no longer pushes the model's weights out
+#: of the CPU cache before the next question. Over 5,776 labelled CLINC150 and demo
+#: questions at that size it answered as well as the exact scan (in-scope 84.92 →
+#: 84.90 %, out-of-scope 49.62 → 50.38 %; `python -m benchmarks kb-scale`).
+IVF_MIN_UNITS = 20_000
+#: Of an IVF index's lists, the share searched per query.
+IVF_PROBED = 1 / 8
+#: Above this many units per language an HNSW graph replaces the scan. Every edit
 #: rebuilds the dense index, and on 2 busy cores an HNSW graph takes ~0.5 s per 1,000
-#: units to build, while a scan on one thread reads ~30 million units a second;
-#: below this size the scan stays under 10 ms and edits go live within seconds
-#: (`python -m benchmarks kb-scale`).
+#: units to build, so below this size edits go live within seconds.
 HNSW_MIN_UNITS = 200_000
 PASSAGE_WEIGHT = 0.92
 PASSAGE_WORDS = 80
@@ -141,6 +149,10 @@ class _LanguageIndex:
         if len(units) >= HNSW_MIN_UNITS:
             self.dense = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
             self.dense.hnsw.efSearch = 128
+        elif len(units) >= IVF_MIN_UNITS:
+            self.dense = _ivf_index(dimension, len(units))
+            with _one_thread():
+                self.dense.train(self.vectors)
         else:
             # A scan of half-precision copies: half the memory to read (50k units: 1.7 ms
             # instead of 3.9 ms) and the same candidates, whose scores come from the
@@ -197,6 +209,27 @@ class _LanguageIndex:
         counted = np.isfinite(best)
         means = np.where(counted, best, 0.0).sum(axis=1) / counted.sum(axis=1)
         return dict(zip(self.row_article[rows].tolist(), means.tolist(), strict=True))
+
+
+def _ivf_index(dimension: int, size: int) -> Any:
+    """An untrained IVF index over half-precision codes for `size` vectors.
+
+    About sqrt(size) / 2 lists (a power of two: 128 for 51k units), an eighth of them
+    searched. Its k-means runs 10 rounds on at most 64 vectors per list: 0.2 s at 51k
+    units rather than 1 s, so an edit, which rebuilds the index, stays quick, with the
+    same answers over the labelled questions.
+    """
+    import faiss
+
+    lists = 2 ** max(0, round(math.log2(max(1.0, math.sqrt(size) / 2))))
+    quantizer = faiss.IndexFlatIP(dimension)
+    index = faiss.IndexIVFScalarQuantizer(
+        quantizer, dimension, lists, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+    )
+    index.cp.niter = 10
+    index.cp.max_points_per_centroid = 64
+    index.nprobe = max(1, round(lists * IVF_PROBED))
+    return index
 
 
 @contextmanager
