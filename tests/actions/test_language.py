@@ -1,15 +1,20 @@
-"""Language detection with a prior: confident sentences switch, short tokens do not."""
+"""Language detection with a prior (confident sentences switch, short tokens do not), and the slot Rasa keeps."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
-from rasa_sdk.executor import CollectingDispatcher
+from rasa.core.actions.action import ActionExtractSlots
+from rasa.core.channels import CollectingOutputChannel
+from rasa.core.nlg import TemplatedNaturalLanguageGenerator
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, Event, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
 
-from actions.language import detect
-from actions.slots import ValidateSlotMappings
-from tests.actions.support import tracker
+import bot.addons  # noqa: F401  (sets the language in action_extract_slots)
+from bot.addons.language import detect
 
 
 @pytest.mark.parametrize(
@@ -34,20 +39,54 @@ def test_detect(text: str, current: str | None, expected: str) -> None:
     assert detect(text, current) == expected
 
 
-def extract(text: str, slots: dict, metadata: dict | None = None, entities: list | None = None) -> dict:
-    current = tracker(text, slots=slots, metadata=metadata, entities=entities)
-    return asyncio.run(ValidateSlotMappings().extract_language(CollectingDispatcher(), current, {}))
+DOMAIN = Domain.load(Path(__file__).parents[2] / "bot" / "domain")
+
+
+def extract(
+    text: str,
+    language: str | None,
+    metadata: dict | None = None,
+    entities: list | None = None,
+    intent: str = "ask_question",
+    form: str | None = None,
+) -> list[Event]:
+    """What Rasa's `action_extract_slots` returns after this message (no action server exists)."""
+    events: list[Event] = [ActionExecuted("action_listen")]
+    if language:
+        events.append(SlotSet("language", language))
+    if form:
+        events += [ActiveLoop(form), SlotSet("requested_slot", "contact_email"), ActionExecuted("action_listen")]
+    events.append(UserUttered(text, {"name": intent, "confidence": 1.0}, entities or [], metadata=metadata))
+    tracker = DialogueStateTracker.from_events("someone", events, slots=DOMAIN.slots)
+    nlg = TemplatedNaturalLanguageGenerator(DOMAIN.responses)
+    return asyncio.run(ActionExtractSlots(None).run(CollectingOutputChannel(), nlg, tracker, DOMAIN))
+
+
+def test_a_message_in_another_language_switches_it() -> None:
+    assert extract("Es aizmirsu savu paroli, ko man darīt?", "en") == [SlotSet("language", "lv")]
 
 
 def test_the_page_language_is_the_prior_for_the_first_message() -> None:
-    assert extract("VPN", {"language": None}, metadata={"language": "ru"}) == {"language": "ru"}
+    assert extract("VPN", None, metadata={"language": "ru"}) == [SlotSet("language", "ru")]
+    assert extract("VPN", None) == [SlotSet("language", "en")]
 
 
 def test_asking_for_a_language_switches_it() -> None:
-    assert extract("runā latviski", {"language": "en"}, entities=[{"entity": "language", "value": "lv"}]) == {
-        "language": "lv"
-    }
+    asked = extract("runā latviski", "en", entities=[{"entity": "language", "value": "lv"}], intent="switch_language")
+    assert asked == [SlotSet("language", "lv")]
 
 
 def test_unchanged_language_sets_nothing() -> None:
-    assert extract("How do I connect to the office wifi?", {"language": "en"}) == {}
+    assert extract("How do I connect to the office wifi?", "en") == []
+
+
+def test_messages_from_the_service_leave_the_language_alone() -> None:
+    assert extract("Anna joined", "lv", intent="EXTERNAL_handoff_claimed") == []
+
+
+def test_the_other_slots_are_still_filled_alongside() -> None:
+    # The handoff form asks for an e-mail: the address fills its slot and is no language.
+    events = extract("janis.ozols@example.lv", "lv", intent="inform_email", form="handoff_form")
+    assert events == [SlotSet("contact_email", "janis.ozols@example.lv")]
+    events = extract("ivan@example.com, срочно", "en", intent="inform_email", form="handoff_form")
+    assert events == [SlotSet("contact_email", "ivan@example.com, срочно"), SlotSet("language", "ru")]
