@@ -134,3 +134,18 @@ def test_every_language_has_enough_conversation_tests() -> None:
             for step in story["steps"]:
                 if "user" in step:
                     assert step.get("intent"), f"{story['story']}: a user turn without an intent"
+
+
+def test_diet_runs_on_every_intent_whose_examples_carry_entities() -> None:
+    """bot/addons/entity_gate.py skips DIET for other intents: the list must not drift."""
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    pipeline = yaml.safe_load((ROOT / "config.yml").read_text(encoding="utf-8"))["pipeline"]
+    [diet] = [c for c in pipeline if c["name"].endswith("IntentGatedDIET")]
+    annotated = {
+        example.get("intent")
+        for language in ("en", "lv", "ru")
+        for example in load_data(str(ROOT / "bot" / "data" / "nlu" / f"{language}.yml")).intent_examples
+        if example.get("entities")
+    }
+    assert set(diet["entity_intents"]) == annotated
