@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,24 @@ MAX_QUERY_CHARS = 20_000
 SEARCHED_QUERY_CHARS = 1_000
 #: Ids or groups per `IN (...)` when loading chosen articles (SQLite caps bound parameters).
 LOAD_CHUNK = 500
+#: First key of the PostgreSQL advisory locks on translation groups ("kb").
+GROUP_LOCK_SPACE = 0x6B62
+
+
+def _lock_groups(session: Session, groups: set[str]) -> None:
+    """Makes other writers of these translation groups wait until this transaction ends.
+
+    Otherwise two editors adding the same group's Latvian article at the same moment
+    would both find the language free. SQLite needs nothing: every write transaction
+    starts with BEGIN IMMEDIATE, so writers already go one at a time. On PostgreSQL,
+    transaction-scoped advisory locks, taken in sorted order so that two imports
+    cannot deadlock.
+    """
+    if groups and session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:space, hashtext(g)) FROM unnest(CAST(:groups AS text[])) AS g"),
+            {"space": GROUP_LOCK_SPACE, "groups": sorted(groups)},
+        )
 
 
 def row_to_article(row: ArticleRow) -> Article:
@@ -313,6 +331,7 @@ class KnowledgeBase:
 
     def _check_groups(self, session: Session, articles: list[Article], replace: bool) -> None:
         """Cross-article rules against what the database will hold afterwards."""
+        _lock_groups(session, {a.translation_group for a in articles})
         incoming = {a.id for a in articles}
         stored = (
             []

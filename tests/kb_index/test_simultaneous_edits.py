@@ -104,3 +104,51 @@ def test_an_import_racing_a_new_article_imports_all_or_nothing(
     finally:
         kb.stop()
         database.dispose()
+
+
+def test_two_translations_saved_at_once_into_one_language_of_a_group_keep_one(
+    tmp_path: Path, database_url: str, embedder: Embedder
+) -> None:
+    """A translation group holds one article per language, also when two editors race."""
+    database = Database(database_url)
+    migrate(database.engine)
+    bases = [KnowledgeBase(database, embedder, tmp_path / f"index-{n}") for n in range(2)]
+    outcomes: list[Counter[str]] = [Counter() for _ in range(ROUNDS)]
+    lock = threading.Lock()
+    start = threading.Barrier(2)
+
+    def editor(number: int) -> None:
+        for round_number in range(ROUNDS):
+            article = Article(
+                id=f"wifi-{round_number}-lv-{number}",
+                language="lv",
+                title="Wi-Fi birojā",
+                body=f"Tulkojums {number}: pieslēdzieties tīklam Office.",
+                questions=["kā pieslēgties wifi"],
+                translation_group=f"wifi-{round_number}",
+            )
+            start.wait()
+            try:
+                bases[number].save_article(article, f"editor-{number}@example.com")
+                outcome = "saved"
+            except CorpusError as error:
+                outcome = "refused" if "already has" in str(error) else str(error)
+            except Exception as error:  # what the API would have turned into a 500
+                outcome = type(error).__name__
+            with lock:
+                outcomes[round_number][outcome] += 1
+
+    threads = [threading.Thread(target=editor, args=(number,)) for number in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    try:
+        assert outcomes == [Counter(saved=1, refused=1)] * ROUNDS
+        with database.session() as session:
+            groups = Counter((row.translation_group, row.language) for row in bases[0].list_articles(session))
+        assert groups == Counter({(f"wifi-{n}", "lv"): 1 for n in range(ROUNDS)})
+    finally:
+        for base in bases:
+            base.stop()
+        database.dispose()
