@@ -36,6 +36,8 @@ def test_simultaneous_saves_of_a_new_article_keep_every_revision(
                 title="The printer is offline",
                 body=f"Wording {number}: turn the printer off and on again.",
                 questions=["my printer is offline"],
+                # A group each, so that the translation-group lock does not line them up.
+                translation_group=f"printer-{round_number}-{number}",
             )
             start.wait()
             try:
