@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, Select, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import CursorResult, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, lazyload
 
 from firstline.db import utcnow
 from handoff.errors import Conflict, Forbidden, NotFound
@@ -39,9 +39,12 @@ EXTERNAL_CLOSED = "EXTERNAL_handoff_closed"
 ONLINE_WITHIN = timedelta(minutes=15)
 
 
+_AUDIT = insert(AuditRow.metadata.tables[AuditRow.__tablename__])
+
+
 def audit(session: Session, actor: str, action: str, handoff_id: int | None, **detail: Any) -> None:
     # A plain INSERT: audit rows are never read back in the same transaction.
-    session.execute(insert(AuditRow).values(actor=actor, action=action, handoff_id=handoff_id, detail=detail))
+    session.execute(_AUDIT, {"actor": actor, "action": action, "handoff_id": handoff_id, "detail": detail})
 
 
 def _to_chat(
@@ -101,20 +104,27 @@ def get_handoff(session: Session, handoff_id: int, lock: bool = False) -> Handof
     return handoff
 
 
-def _ahead_of(handoff: HandoffRow) -> Select[int]:
-    """How many queued handoffs an agent would take before this one."""
-    return select(func.count()).where(
-        HandoffRow.status == "queued",
-        (HandoffRow.priority_rank < handoff.priority_rank)
-        | ((HandoffRow.priority_rank == handoff.priority_rank) & (HandoffRow.created_at < handoff.created_at)),
-    )
+#: How many queued handoffs an agent would take before one of priority :rank created at :created.
+_AHEAD = select(func.count()).where(
+    HandoffRow.status == "queued",
+    (HandoffRow.priority_rank < bindparam("rank"))
+    | ((HandoffRow.priority_rank == bindparam("rank")) & (HandoffRow.created_at < bindparam("created"))),
+)
+#: Agents who said they are online and were seen since :since.
+_ONLINE = select(func.count()).where(
+    AgentRow.status == "online",
+    AgentRow.active.is_(True),
+    AgentRow.role.in_(("agent", "admin")),
+    AgentRow.last_seen_at >= bindparam("since"),
+)
+_STANDING = select(_AHEAD.scalar_subquery(), _ONLINE.scalar_subquery())
 
 
 def queue_position(session: Session, handoff: HandoffRow) -> int | None:
     """1 for the next handoff an agent would take; None once it is no longer queued."""
     if handoff.status != "queued":
         return None
-    return int(session.scalar(_ahead_of(handoff)) or 0) + 1
+    return int(session.scalar(_AHEAD, {"rank": handoff.priority_rank, "created": handoff.created_at}) or 0) + 1
 
 
 def queue_positions(session: Session, handoffs: list[HandoffRow]) -> dict[int, int]:
@@ -134,62 +144,79 @@ def queue_positions(session: Session, handoffs: list[HandoffRow]) -> dict[int, i
     return {handoff_id: int(position) for handoff_id, position in rows}
 
 
+#: Inserts a handoff unless a unique index already holds its idempotency key or an open
+#: handoff of its conversation; either way one statement, with no error to recover from.
+#: A new handoff has no messages yet: its transcript is loaded only if read.
+_NEW_HANDOFF = {
+    name: dialect.insert(HandoffRow)
+    .on_conflict_do_nothing()
+    .returning(HandoffRow)
+    .options(lazyload(HandoffRow.messages))
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+# Core inserts of the tables: no ORM objects are needed back for these rows.
+_NEW_MESSAGES = insert(MessageRow.metadata.tables[MessageRow.__tablename__])
+#: Inserts that found the conversation's handoff gone again (closed in between) before
+#: the request gives up with a conflict.
+CREATE_ATTEMPTS = 3
+
+
 def create_handoff(
     session: Session, data: HandoffCreate, sla_minutes: dict[str, int], webhooks: bool = False
 ) -> tuple[HandoffRow, bool]:
     """Opens a handoff, or returns the one this request already opened.
 
     A retry with the same idempotency key, or a second request while the
-    conversation still has an open handoff, returns the existing handoff. That
-    includes a retry sent while the first request is still in flight: its INSERT
-    then fails on the key's unique constraint (PostgreSQL waits for the first
-    transaction to commit), the transaction, which has written nothing else yet,
-    is rolled back, and the first request's handoff is returned.
+    conversation still has an open handoff, returns the existing handoff. The INSERT
+    does nothing when a unique index already holds the key or the open conversation;
+    that includes a retry sent while the first request is still in flight
+    (PostgreSQL waits for the first transaction to commit), whose handoff is then
+    read and returned.
 
     Returns:
         The handoff and whether it was created now.
-    """
-    key = data.idempotency_key or f"{data.conversation_id}:{utcnow().isoformat()}"
 
-    def existing() -> HandoffRow | None:
-        return session.scalars(
-            select(HandoffRow).where(
+    Raises:
+        Conflict: the conversation's open handoff kept closing between the INSERT and
+            the read (a retry succeeds).
+    """
+    now = utcnow()
+    key = data.idempotency_key or f"{data.conversation_id}:{now.isoformat()}"
+    keep = [data.contact]
+    values = {
+        "conversation_id": data.conversation_id,
+        "idempotency_key": key,
+        "status": "queued",
+        "priority": data.priority,
+        "priority_rank": PRIORITY_RANK[data.priority],
+        "language": data.language,
+        "contact": data.contact,
+        "summary": mask(data.summary, keep),
+        "bot_attempt": {"articles_tried": [a.model_dump() for a in data.articles_tried], "feedback": data.feedback},
+        "created_at": now,
+        "updated_at": now,
+        "sla_due_at": now + timedelta(minutes=sla_minutes.get(data.priority, 240)),
+    }
+    statement = _NEW_HANDOFF[session.get_bind().dialect.name]
+    for _ in range(CREATE_ATTEMPTS):
+        handoff = session.scalars(statement, [values]).first()
+        if handoff is not None:
+            break
+        found = session.scalars(
+            select(HandoffRow)
+            .where(
                 (HandoffRow.idempotency_key == key)
                 | ((HandoffRow.conversation_id == data.conversation_id) & HandoffRow.status.in_(OPEN_STATUSES))
             )
+            .options(lazyload(HandoffRow.messages))
         ).first()
-
-    found = existing()
-    if found is not None:
-        return found, False
-    now = utcnow()
-    keep = [data.contact]
-    handoff = HandoffRow(
-        conversation_id=data.conversation_id,
-        idempotency_key=key,
-        status="queued",
-        priority=data.priority,
-        priority_rank=PRIORITY_RANK[data.priority],
-        language=data.language,
-        contact=data.contact,
-        summary=mask(data.summary, keep),
-        bot_attempt={"articles_tried": [a.model_dump() for a in data.articles_tried], "feedback": data.feedback},
-        created_at=now,
-        updated_at=now,
-        sla_due_at=now + timedelta(minutes=sla_minutes.get(data.priority, 240)),
-    )
-    session.add(handoff)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        found = existing()
-        if found is None:
-            raise
-        return found, False
+        if found is not None:
+            return found, False
+    else:
+        raise Conflict(f"conversation {data.conversation_id}'s handoff changed while this one was opened; retry")
     if data.transcript:
         session.execute(
-            insert(MessageRow),
+            _NEW_MESSAGES,
             [
                 {
                     "handoff_id": handoff.id,
@@ -388,18 +415,9 @@ def rate(session: Session, handoff_id: int, rating: int, comment: str) -> Handof
     return handoff
 
 
-def _online_agents(within: timedelta) -> Select[int]:
-    return select(func.count()).where(
-        AgentRow.status == "online",
-        AgentRow.active.is_(True),
-        AgentRow.role.in_(("agent", "admin")),
-        AgentRow.last_seen_at >= utcnow() - within,
-    )
-
-
 def agents_online(session: Session, within: timedelta = ONLINE_WITHIN) -> int:
     """Agents who said they are online and were seen recently (a closed laptop goes stale)."""
-    return int(session.scalar(_online_agents(within)) or 0)
+    return int(session.scalar(_ONLINE, {"since": utcnow() - within}) or 0)
 
 
 def standing(session: Session, handoff: HandoffRow, within: timedelta = ONLINE_WITHIN) -> tuple[int | None, int]:
@@ -407,6 +425,6 @@ def standing(session: Session, handoff: HandoffRow, within: timedelta = ONLINE_W
     if handoff.status != "queued":
         return None, agents_online(session, within)
     ahead, online = session.execute(
-        select(_ahead_of(handoff).scalar_subquery(), _online_agents(within).scalar_subquery())
+        _STANDING, {"rank": handoff.priority_rank, "created": handoff.created_at, "since": utcnow() - within}
     ).one()
     return int(ahead or 0) + 1, int(online or 0)
