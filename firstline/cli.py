@@ -75,6 +75,12 @@ def serve(
         return
     if not config.sqlalchemy_url.startswith("postgresql"):
         raise fail("--workers above 1 needs PostgreSQL (FIRSTLINE_DATABASE_URL): SQLite has no NOTIFY")
+    from firstline.workers import WorkerError, check_port, run
+
+    try:
+        check_port(options["host"], options["port"])
+    except WorkerError as exc:
+        raise fail(str(exc)) from exc
     # Once here, so the workers do not race each other through the migrations and the
     # first start's development accounts and demo knowledge base.
     kb = _open_kb()
@@ -91,7 +97,10 @@ def serve(
         kb.db.dispose()
     # Each worker builds its app from the environment; they share the database and see
     # each other's changes through LISTEN/NOTIFY, like instances behind a load balancer.
-    uvicorn.run("firstline.main:create_app", factory=True, workers=workers, **options)
+    try:
+        run(options, workers)
+    except WorkerError as exc:
+        raise fail(str(exc)) from exc
 
 
 @app.command()
