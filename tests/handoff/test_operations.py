@@ -223,3 +223,23 @@ def test_an_expired_session_is_refused(client: TestClient) -> None:
         session.execute(update(AuthTokenRow).values(expires_at=utcnow() - timedelta(seconds=1)))
     response = client.get("/api/handoffs", headers=agent)
     assert response.status_code == 401 and "expired" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("origins", [[], ["https://shop.example"]], ids=["no origins", "one origin"])
+def test_cross_origin_requests_only_from_configured_origins(
+    tmp_path: Path, database_url: str, embedder: Embedder, origins: list[str]
+) -> None:
+    app = create_app(make_settings(tmp_path / "data", database_url, cors_origins=origins), embedder=embedder)
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    with TestClient(app) as client:
+        for origin in ("https://shop.example", "https://evil.example"):
+            allowed = origin in origins
+            answer = client.options("/api/auth/login", headers={"Origin": origin, **preflight})
+            assert (answer.headers.get("access-control-allow-origin") == origin) is allowed, answer.headers
+            login = client.post(
+                "/api/auth/login",
+                json={"email": "agent@example.com", "password": "firstline-dev"},
+                headers={"Origin": origin},
+            )
+            assert login.status_code == 200
+            assert (login.headers.get("access-control-allow-origin") == origin) is allowed, login.headers
