@@ -75,6 +75,8 @@ class Embedder:
         #: None: 16 texts per batch in float32, 32 in bfloat16 (the fastest of 16-128, measured).
         self.batch_size = batch_size
         self._model: Any = None
+        #: A bfloat16 copy of the model for bulk work, on CPUs that compute bfloat16 natively.
+        self._bulk_model: Any = None
         #: The ONNX Runtime copy for single queries (None until exported or if the export failed).
         self._query_encoder: OnnxQueryEncoder | None = None
         self._query_encoder_tried = False
@@ -103,6 +105,15 @@ class Embedder:
             self._model = SentenceTransformer(resolve_model_path(self.model_name), device="cpu")
         return self._model
 
+    def _load_bulk(self) -> Any:
+        if self._bulk_model is None:
+            import copy
+
+            import torch
+
+            self._bulk_model = copy.deepcopy(self._load()).to(torch.bfloat16)
+        return self._bulk_model
+
     def _load_query_encoder(self) -> OnnxQueryEncoder | None:
         if not self._query_encoder_tried:
             self._query_encoder = OnnxQueryEncoder.export(self._load())
@@ -122,9 +133,10 @@ class Embedder:
     def _embed(self, texts: Sequence[str], bulk: bool) -> np.ndarray:
         """Embeds on the model thread: bulk work on torch, in bfloat16 where the CPU computes it natively.
 
-        On a CPU with bfloat16 matrix units (AMX, AVX512-BF16) torch's autocast embeds
-        a corpus ~1.9x faster, and the vectors differ from float32 ones by a cosine of at
-        most 7e-5 (measured on 2,048 passages and questions).
+        On a CPU with bfloat16 matrix units (AMX, AVX512-BF16) a bfloat16 copy of the
+        model embeds a corpus ~2.2x faster than float32 (4,096 passages and questions on
+        2 cores: 453-522 texts/s, float32 213/s, float32 under bfloat16 autocast
+        402-433/s), and its vectors differ from float32 ones by a cosine of at most 2e-4.
 
         Single queries go through ONNX Runtime on one core (see ``onnx_query``); torch,
         when the model cannot be exported, also runs them on one core. On two, torch took
@@ -137,19 +149,19 @@ class Embedder:
 
             if not bulk and (query_encoder := self._load_query_encoder()) is not None:
                 return query_encoder(texts)
-            model = self._load()
             fast = bulk and _bfloat16_is_native()
+            model = self._load_bulk() if fast else self._load()
             threads = (os.cpu_count() or 1) if bulk else 1
             if torch.get_num_threads() != threads:
                 torch.set_num_threads(threads)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
-                return model.encode(
-                    list(texts),
-                    batch_size=self.batch_size or (32 if fast else 16),
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                )
+            vectors = model.encode(
+                list(texts),
+                batch_size=self.batch_size or (32 if fast else 16),
+                convert_to_tensor=True,
+                show_progress_bar=False,
+            )
+            # Normalised in float32: a bfloat16 norm is only good to ~3 digits.
+            return torch.nn.functional.normalize(vectors.float(), dim=-1).numpy()
 
         return np.asarray(self._on_model_thread(work), dtype=np.float32)
 
