@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, lazyload
 
@@ -261,18 +261,18 @@ def claim(session: Session, handoff_id: int, agent: AgentRow) -> HandoffRow:
         NotFound: no such handoff.
         Conflict: it is not queued any more (someone else claimed or closed it).
     """
-    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+    handoff = session.scalars(
         update(HandoffRow)
         .where(HandoffRow.id == handoff_id, HandoffRow.status == "queued")
-        .values(status="assigned", agent_id=agent.id)
-        .execution_options(synchronize_session=False)
-    )
-    handoff = get_handoff(session, handoff_id)
-    if not result.rowcount:
-        holder = handoff.agent.name if handoff.agent else "nobody"
-        raise Conflict(f"handoff {handoff_id} is {handoff.status} (assigned to {holder})")
-    session.refresh(handoff)
-    handoff.claimed_at = handoff.claimed_at or utcnow()
+        # A handoff released back to the queue keeps the time it was first claimed.
+        .values(status="assigned", agent_id=agent.id, claimed_at=func.coalesce(HandoffRow.claimed_at, utcnow()))
+        .returning(HandoffRow)
+        .options(lazyload(HandoffRow.messages))
+    ).first()
+    if handoff is None:
+        current = get_handoff(session, handoff_id)
+        holder = current.agent.name if current.agent else "nobody"
+        raise Conflict(f"handoff {handoff_id} is {current.status} (assigned to {holder})")
     audit(session, agent.email, "claimed", handoff.id)
     _to_chat(session, handoff, EXTERNAL_CLAIMED, {"agent_name": agent.name, "handoff_id": str(handoff.id)})
     _changed(session, handoff, "claimed")
