@@ -52,6 +52,10 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def check_port(host: str, port: int) -> None:
     """Fails early when the workers could not listen on (host, port).
 
+    A socket that other processes of this user bound with SO_REUSEPORT too (another
+    `firstline serve --workers` on the same port) is not detected: the kernel would
+    share the connections between both services.
+
     Raises:
         WorkerError: port 0 (each worker would get a port of its own), or the address
             is taken or invalid.
