@@ -6,9 +6,11 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -287,3 +289,34 @@ class EventStream:
     def close(self) -> None:
         self._response.close()
         self._client.close()
+
+
+def simultaneously(
+    threads: int, rounds: int, attempt: Callable[[int, int], str], timeout: float = 300
+) -> list[Counter[str]]:
+    """Each round, `threads` threads call ``attempt(thread, round)`` at the same moment.
+
+    Returns:
+        Per round, how often each outcome came back; an exception counts as its type
+        name (what the API would have turned into a 500).
+    """
+    outcomes: list[Counter[str]] = [Counter() for _ in range(rounds)]
+    lock = threading.Lock()
+    start = threading.Barrier(threads)
+
+    def run(number: int) -> None:
+        for round_number in range(rounds):
+            start.wait()
+            try:
+                outcome = attempt(number, round_number)
+            except Exception as error:
+                outcome = type(error).__name__
+            with lock:
+                outcomes[round_number][outcome] += 1
+
+    workers = [threading.Thread(target=run, args=(number,)) for number in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=timeout)
+    return outcomes

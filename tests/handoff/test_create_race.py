@@ -15,7 +15,7 @@ from handoff import queue
 from handoff.models import AgentRow, HandoffRow
 from handoff.schemas import HandoffCreate
 from kb_index.embedder import Embedder
-from tests.app_fixtures import FakeRasa, LiveServer
+from tests.app_fixtures import FakeRasa, LiveServer, simultaneously
 from tests.handoff.test_live import agent_headers, app_for
 
 SENDERS = 8
@@ -27,39 +27,26 @@ def test_simultaneous_creates_make_one_handoff_and_no_error(database_url: str, k
     """The bot retrying one request, or two requests for one conversation at once."""
     database = Database(database_url)
     migrate(database.engine)
-    outcomes: list[Counter[str]] = [Counter() for _ in range(ROUNDS)]
     ids: list[set[int]] = [set() for _ in range(ROUNDS)]
     lock = threading.Lock()
-    start = threading.Barrier(SENDERS)
 
-    def sender(number: int) -> None:
-        for round_number in range(ROUNDS):
-            body = HandoffCreate(
-                conversation_id=f"conversation-{round_number}",
-                idempotency_key=f"key-{round_number}" + (f"-{number}" if keys == "a key per sender" else ""),
-                language="en",
-                priority="high",
-                contact="user@example.com",
-                summary="The VPN drops",
-            )
-            start.wait()
-            try:
-                with database.sessions() as session:
-                    handoff, created = queue.create_handoff(session, body, {})
-                    session.commit()
-                    outcome = "created" if created else "existing"
-            except Exception as error:  # what the API would have turned into a 500
-                outcome, handoff = type(error).__name__, None
-            with lock:
-                outcomes[round_number][outcome] += 1
-                if handoff is not None:
-                    ids[round_number].add(handoff.id)
+    def sender(number: int, round_number: int) -> str:
+        body = HandoffCreate(
+            conversation_id=f"conversation-{round_number}",
+            idempotency_key=f"key-{round_number}" + (f"-{number}" if keys == "a key per sender" else ""),
+            language="en",
+            priority="high",
+            contact="user@example.com",
+            summary="The VPN drops",
+        )
+        with database.sessions() as session:
+            handoff, created = queue.create_handoff(session, body, {})
+            session.commit()
+        with lock:
+            ids[round_number].add(handoff.id)
+        return "created" if created else "existing"
 
-    threads = [threading.Thread(target=sender, args=(number,)) for number in range(SENDERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    outcomes = simultaneously(SENDERS, ROUNDS, sender, timeout=120)
     try:
         assert outcomes == [Counter(created=1, existing=SENDERS - 1)] * ROUNDS
         assert all(len(round_ids) == 1 for round_ids in ids)
@@ -74,13 +61,10 @@ def test_simultaneous_account_creations_give_one_account_and_clear_conflicts(
 ) -> None:
     with LiveServer(app_for(tmp_path / "data", database_url, embedder, fake_rasa)) as server:
         admin = agent_headers(server.url, "admin@example.com")
-        statuses: list[Counter[int]] = [Counter() for _ in range(5)]
         details: set[str] = set()
         lock = threading.Lock()
-        start = threading.Barrier(SENDERS)
 
-        def click(round_number: int) -> None:
-            start.wait()
+        def click(number: int, round_number: int) -> str:
             response = httpx.post(
                 f"{server.url}/api/agents",
                 json={
@@ -92,18 +76,13 @@ def test_simultaneous_account_creations_give_one_account_and_clear_conflicts(
                 headers=admin,
                 timeout=60,
             )
-            with lock:
-                statuses[round_number][response.status_code] += 1
-                if response.status_code == 409:
+            if response.status_code == 409:
+                with lock:
                     details.add(response.json()["detail"])
+            return str(response.status_code)
 
-        for round_number in range(len(statuses)):
-            threads = [threading.Thread(target=click, args=(round_number,)) for _ in range(SENDERS)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=120)
-    assert statuses == [Counter({201: 1, 409: SENDERS - 1})] * len(statuses)
+        statuses = simultaneously(SENDERS, 5, click, timeout=120)
+    assert statuses == [Counter({"201": 1, "409": SENDERS - 1})] * len(statuses)
     assert all("already exists" in detail for detail in details)
     database = Database(database_url)
     try:

@@ -12,6 +12,7 @@ from kb_index.corpus import Article
 from kb_index.embedder import Embedder
 from kb_index.errors import CorpusError
 from kb_index.service import KnowledgeBase
+from tests.app_fixtures import simultaneously
 
 WRITERS = 6
 ROUNDS = 5
@@ -24,35 +25,21 @@ def test_simultaneous_saves_of_a_new_article_keep_every_revision(
     migrate(database.engine)
     # One knowledge base per writer, as each worker process of `firstline serve` has its own.
     bases = [KnowledgeBase(database, embedder, tmp_path / f"index-{n}") for n in range(WRITERS)]
-    outcomes: list[Counter[str]] = [Counter() for _ in range(ROUNDS)]
-    lock = threading.Lock()
-    start = threading.Barrier(WRITERS)
 
-    def writer(number: int) -> None:
-        for round_number in range(ROUNDS):
-            article = Article(
-                id=f"printer-{round_number}",
-                language="en",
-                title="The printer is offline",
-                body=f"Wording {number}: turn the printer off and on again.",
-                questions=["my printer is offline"],
-                # A group each, so that the translation-group lock does not line them up.
-                translation_group=f"printer-{round_number}-{number}",
-            )
-            start.wait()
-            try:
-                bases[number].save_article(article, f"editor-{number}@example.com")
-                outcome = "saved"
-            except Exception as error:  # what the API would have turned into a 500
-                outcome = type(error).__name__
-            with lock:
-                outcomes[round_number][outcome] += 1
+    def writer(number: int, round_number: int) -> str:
+        article = Article(
+            id=f"printer-{round_number}",
+            language="en",
+            title="The printer is offline",
+            body=f"Wording {number}: turn the printer off and on again.",
+            questions=["my printer is offline"],
+            # A group each, so that the translation-group lock does not line them up.
+            translation_group=f"printer-{round_number}-{number}",
+        )
+        bases[number].save_article(article, f"editor-{number}@example.com")
+        return "saved"
 
-    threads = [threading.Thread(target=writer, args=(number,)) for number in range(WRITERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
+    outcomes = simultaneously(WRITERS, ROUNDS, writer)
     try:
         assert outcomes == [Counter(saved=WRITERS)] * ROUNDS
         with database.session() as session:
@@ -115,36 +102,23 @@ def test_two_translations_saved_at_once_into_one_language_of_a_group_keep_one(
     database = Database(database_url)
     migrate(database.engine)
     bases = [KnowledgeBase(database, embedder, tmp_path / f"index-{n}") for n in range(2)]
-    outcomes: list[Counter[str]] = [Counter() for _ in range(ROUNDS)]
-    lock = threading.Lock()
-    start = threading.Barrier(2)
 
-    def editor(number: int) -> None:
-        for round_number in range(ROUNDS):
-            article = Article(
-                id=f"wifi-{round_number}-lv-{number}",
-                language="lv",
-                title="Wi-Fi birojā",
-                body=f"Tulkojums {number}: pieslēdzieties tīklam Office.",
-                questions=["kā pieslēgties wifi"],
-                translation_group=f"wifi-{round_number}",
-            )
-            start.wait()
-            try:
-                bases[number].save_article(article, f"editor-{number}@example.com")
-                outcome = "saved"
-            except CorpusError as error:
-                outcome = "refused" if "already has" in str(error) else str(error)
-            except Exception as error:  # what the API would have turned into a 500
-                outcome = type(error).__name__
-            with lock:
-                outcomes[round_number][outcome] += 1
+    def editor(number: int, round_number: int) -> str:
+        article = Article(
+            id=f"wifi-{round_number}-lv-{number}",
+            language="lv",
+            title="Wi-Fi birojā",
+            body=f"Tulkojums {number}: pieslēdzieties tīklam Office.",
+            questions=["kā pieslēgties wifi"],
+            translation_group=f"wifi-{round_number}",
+        )
+        try:
+            bases[number].save_article(article, f"editor-{number}@example.com")
+        except CorpusError as error:
+            return "refused" if "already has" in str(error) else str(error)
+        return "saved"
 
-    threads = [threading.Thread(target=editor, args=(number,)) for number in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
+    outcomes = simultaneously(2, ROUNDS, editor)
     try:
         assert outcomes == [Counter(saved=1, refused=1)] * ROUNDS
         with database.session() as session:
