@@ -104,7 +104,7 @@ class Outbox:
         asyncio.run(self._loop())
 
     async def _loop(self) -> None:
-        # Its own client: an httpx.AsyncClient belongs to the event loop that created it.
+        # Its own client, so the action server's connections stay on the action server's loop.
         client = FirstlineClient(
             os.environ.get("FIRSTLINE_URL", "http://127.0.0.1:8000"),
             os.environ.get("FIRSTLINE_SERVICE_TOKEN", "dev-service-token"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from actions import client as client_module
@@ -17,13 +16,12 @@ from tests.actions.support import FakeService
 
 @pytest.fixture
 def service() -> Iterator[FakeService]:
-    """Actions talk to this instead of the firstline service (faked at the transport)."""
+    """Actions talk to this instead of the firstline service."""
     fake = FakeService()
-    client_module.set_client(
-        FirstlineClient("http://firstline.test", "svc-token", transport=httpx.MockTransport(fake.handler))
-    )
+    client_module.set_client(FirstlineClient(fake.url, "svc-token"))
     yield fake
     client_module.set_client(None)
+    fake.close()
 
 
 @pytest.fixture(autouse=True)

@@ -4,42 +4,90 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+import threading
 from typing import Any
 
-import httpx
+from aiohttp import web
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.client import get_client
+from actions.outbox import Outbox
+from firstline.devservers import free_port
+
 
 class FakeService:
-    """The firstline service as the actions see it over HTTP; records every request."""
+    """The firstline service as the actions see it: a real HTTP server on a free local port,
+    in a thread of its own, answering what a test told it to and recording every request.
+
+    `down = True` stops it listening (connections are refused), `False` starts it again;
+    `delay` makes every answer wait that many seconds first.
+    """
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
-        self.routes: dict[str, Callable[[httpx.Request], httpx.Response]] = {}
+        self.routes: dict[str, tuple[int, Any]] = {}
+        self.delay = 0.0
+        self.port = free_port()
+        self._down = True
+        self._runner: web.AppRunner | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-service", daemon=True)
+        self._thread.start()
         self.down = False
 
-    def on(self, method: str, path: str, response: Any, status: int = 200) -> None:
-        self.routes[f"{method} {path}"] = lambda request: httpx.Response(status, json=response)
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        if self.down:
-            raise httpx.ConnectError("connection refused", request=request)
-        body = json.loads(request.content) if request.content else None
+    @property
+    def down(self) -> bool:
+        return self._down
+
+    @down.setter
+    def down(self, value: bool) -> None:
+        if value != self._down:
+            asyncio.run_coroutine_threadsafe(self._stop() if value else self._start(), self._loop).result(10)
+            self._down = value
+
+    def close(self) -> None:
+        self.down = True
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()  # closes the listener and every open connection
+            self._runner = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        content = await request.read()
         self.requests.append(
             {
                 "method": request.method,
-                "path": request.url.path,
-                "params": dict(request.url.params),
-                "json": body,
-                "auth": request.headers.get("authorization"),
+                "path": request.path,
+                "params": dict(request.query),
+                "json": json.loads(content) if content else None,
+                "auth": request.headers.get("Authorization"),
             }
         )
-        route = self.routes.get(f"{request.method} {request.url.path}")
-        if route is None:
-            return httpx.Response(404, json={"detail": "no route"})
-        return route(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        status, body = self.routes.get(f"{request.method} {request.path}", (404, {"detail": "no route"}))
+        if body is None:
+            return web.Response(status=status)
+        return web.json_response(body, status=status)
+
+    def on(self, method: str, path: str, response: Any, status: int = 200) -> None:
+        self.routes[f"{method} {path}"] = (status, response)
 
     def sent(self, method: str, path: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["method"] == method and r["path"] == path]
@@ -98,9 +146,29 @@ def tracker(
 def run(
     action: Any, current: Tracker, domain: dict[str, Any] | None = None
 ) -> tuple[list[dict[str, Any]], CollectingDispatcher]:
+    """Runs an action as the action server does, on an event loop of its own."""
     dispatcher = CollectingDispatcher()
-    events = asyncio.run(action.run(dispatcher, current, domain or {}))
-    return events, dispatcher
+
+    async def run_and_close() -> list[dict[str, Any]]:
+        try:
+            events: list[dict[str, Any]] = await action.run(dispatcher, current, domain or {})
+            return events
+        finally:
+            await get_client().aclose()  # its connections belong to this loop
+
+    return asyncio.run(run_and_close()), dispatcher
+
+
+def drain(outbox: Outbox) -> int:
+    """Delivers what the outbox holds through the shared client, as its thread would."""
+
+    async def drain_and_close() -> int:
+        try:
+            return await outbox.drain_once(get_client())
+        finally:
+            await get_client().aclose()
+
+    return asyncio.run(drain_and_close())
 
 
 def slots_set(events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.client import get_client
 from actions.handoff import (
     ActionAskIssueSummary,
     ActionHandoffClosed,
@@ -23,7 +20,7 @@ from actions.handoff import (
     parse_rating,
 )
 from actions.outbox import Outbox
-from tests.actions.support import FakeService, bot_event, run, slots_set, tracker, user_event
+from tests.actions.support import FakeService, bot_event, drain, run, slots_set, tracker, user_event
 
 CONVERSATION = [
     user_event("How do I reset my password?", "ask_question", 1_700_000_000.0),
@@ -96,12 +93,11 @@ def test_a_handoff_asked_for_while_the_service_is_down_is_delivered_later_exactl
     assert kept["kind"] == "handoff" and kept["payload"]["idempotency_key"] == "k-9"
     assert len(kept["payload"]["transcript"]) == 5
 
-    client = get_client()
-    assert asyncio.run(outbox.drain_once(client)) == 0  # still down: kept, with a backoff
+    assert drain(outbox) == 0  # still down: kept, with a backoff
     service.down = False
     service.on("POST", "/api/handoffs", {"id": 11, "queue_position": 1, "agents_online": 1}, status=201)
     outbox._db.execute("UPDATE outbox SET next_at = 0")  # skip the backoff wait
-    assert asyncio.run(outbox.drain_once(client)) == 1
+    assert drain(outbox) == 1
     assert outbox.pending() == []
     (sent,) = service.sent("POST", "/api/handoffs")
     assert sent["json"]["idempotency_key"] == "k-9"
@@ -178,7 +174,7 @@ def test_relayed_messages_survive_the_service_being_down_and_keep_their_order(
     _, again = run(ActionRelayUserMessage(), tracker("is anyone there", slots={**slots, "relay_delayed": True}))
     assert again.messages == []
     assert [item["payload"]["text"] for item in outbox.pending()] == ["hello?", "is anyone there"]
-    asyncio.run(outbox.drain_once(get_client()))
+    drain(outbox)
     assert [r["json"]["text"] for r in service.sent("POST", "/api/handoffs/7/user-messages")] == [
         "hello?",
         "is anyone there",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from actions.kb import ActionAnswerFromKb, ActionFeedback, ActionShowArticle
 from tests.actions.support import FakeService, run, slots_set, tracker
 
@@ -77,6 +79,22 @@ def test_service_down_gets_an_honest_message_and_a_way_to_a_person(service: Fake
     assert message["response"] == "utter_service_unavailable"
     assert message["buttons"] == [{"title": "Связаться с человеком", "payload": "/request_human"}]
     assert slots_set(events) == {"awaiting": "offer_human"}
+
+
+def test_a_service_slower_than_two_seconds_gets_the_same_message_in_time(service: FakeService) -> None:
+    service.on("GET", "/api/kb/search", ANSWER)
+    service.delay = 3.0
+    started = time.monotonic()
+    events, dispatcher = run(ActionAnswerFromKb(), tracker("vpn is broken", slots={"language": "lv"}))
+    assert time.monotonic() - started < 2.5
+    assert [m["response"] for m in dispatcher.messages] == ["utter_service_unavailable"]
+    assert slots_set(events) == {"awaiting": "offer_human"}
+
+
+def test_a_server_error_is_the_service_being_unavailable(service: FakeService) -> None:
+    service.on("GET", "/api/kb/search", {"detail": "internal error"}, status=500)
+    _, dispatcher = run(ActionAnswerFromKb(), tracker("vpn is broken"))
+    assert [m["response"] for m in dispatcher.messages] == ["utter_service_unavailable"]
 
 
 def test_yes_after_an_answer_records_that_it_helped(service: FakeService) -> None:
