@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 import jsonschema
+import numpy as np
 import pytest
 import rasa.shared.utils.common
 from aiohttp import web
@@ -137,3 +138,52 @@ def test_the_action_server_receives_what_rasa_sent(payload: dict[str, Any]) -> N
         assert math.isnan(received["confidence"])
     else:
         assert received == payload
+
+
+def _classifier_and_messages(tmp_path: Any) -> tuple[Any, list[Any], list[Any]]:
+    """A trained LogisticRegressionClassifier, and two copies of some messages to classify."""
+    import scipy.sparse
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.engine.storage.resource import Resource
+    from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+    from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, INTENT, TEXT
+    from rasa.shared.nlu.training_data.features import Features
+    from rasa.shared.nlu.training_data.message import Message
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    random = np.random.default_rng(7)
+
+    def message(intent: str | None) -> Message:
+        row = scipy.sparse.random(1, 300, density=0.05, format="coo", random_state=random)
+        data = {TEXT: "x"} | ({INTENT: intent} if intent else {})
+        return Message(data=data, features=[Features(row, FEATURE_TYPE_SENTENCE, TEXT, "cvf")])
+
+    classifier = LogisticRegressionClassifier.create(
+        {**LogisticRegressionClassifier.get_default_config(), "max_iter": 300},
+        LocalModelStorage(tmp_path),
+        Resource("lr"),
+        ExecutionContext(GraphSchema({}), "test"),
+    )
+    classifier.train(TrainingData([message(f"intent_{i % 7}") for i in range(140)]))
+    unseen = [message(None) for _ in range(20)]
+    return classifier, unseen, [Message(data=dict(m.data), features=list(m.features)) for m in unseen]
+
+
+def test_the_intent_classifier_ranks_exactly_as_rasas(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+
+    classifier, ours, theirs = _classifier_and_messages(tmp_path)
+    assert not classifier.clf.coef_.T.flags.c_contiguous  # as sklearn leaves it: scipy would copy it
+    for one in ours:  # one message at a time, as Rasa parses them
+        classifier.process([one])
+    assert classifier.clf.coef_.flags.f_contiguous
+    assert classifier._create_X(ours).format == "csr"
+
+    monkeypatch.setattr(LogisticRegressionClassifier, "_create_X", rasa_speedups._create_X)
+    monkeypatch.setattr(LogisticRegressionClassifier, "process", rasa_speedups._classify)
+    classifier.clf.coef_ = np.ascontiguousarray(classifier.clf.coef_)
+    for one in theirs:
+        classifier.process([one])
+    assert [m.get("intent_ranking") for m in ours] == [m.get("intent_ranking") for m in theirs]
+    assert len({m.get("intent")["name"] for m in ours}) > 1  # not one answer for everything
