@@ -22,7 +22,8 @@ with an empty dense part through COO matrices. All of these are replaced by equi
   same arithmetic, bit for bit), and a message with sparse features only is passed as
   its own CSR row;
 - requests to the action server are encoded with ujson (a Rasa dependency, several
-  times faster), falling back to the standard encoder for what ujson refuses (NaN).
+  times faster), falling back to the standard encoder for what ujson refuses (NaN),
+  and reuse open connections instead of connecting for each call.
 
 `bot.addons` imports this module, and Rasa imports `bot.addons` (the firstline
 channel and the handoff policy) before it handles a message.
@@ -30,6 +31,7 @@ channel and the handoff policy) before it handles a message.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import functools
 import json
@@ -140,14 +142,40 @@ def dumps(value: Any) -> str:
         return json.dumps(value)
 
 
+#: Idle connections to the action server are dropped after this long, before Sanic's
+#: own keep-alive timeout (5 s) closes them from its side while one is being reused.
+KEEPALIVE_SECONDS = 2.0
+#: (event loop, connector) shared by the sessions Rasa makes on that loop.
+_shared_connector: Optional[Tuple[asyncio.AbstractEventLoop, aiohttp.TCPConnector]] = None
+
+
+def _connector() -> Optional[aiohttp.TCPConnector]:
+    """This loop's shared connection pool (None outside a running loop)."""
+    global _shared_connector
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    if _shared_connector is None or _shared_connector[0] is not loop or _shared_connector[1].closed:
+        _shared_connector = (loop, aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS))
+    return _shared_connector[1]
+
+
 def session(self: EndpointConfig) -> aiohttp.ClientSession:
-    """`EndpointConfig.session`, encoding JSON bodies with `dumps`."""
+    """`EndpointConfig.session`, encoding JSON bodies with `dumps` and keeping connections open.
+
+    Rasa makes a session, and so a new TCP connection, for every call to the action
+    server; these sessions share one pool, so calls reuse idle connections.
+    """
     auth = aiohttp.BasicAuth(self.basic_auth["username"], self.basic_auth["password"]) if self.basic_auth else None
+    connector = _connector()
     return aiohttp.ClientSession(
         headers=self.headers,
         auth=auth,
         timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
         json_serialize=dumps,
+        connector=connector,
+        connector_owner=connector is None,
     )
 
 

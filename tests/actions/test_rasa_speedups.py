@@ -140,6 +140,37 @@ def test_the_action_server_receives_what_rasa_sent(payload: dict[str, Any]) -> N
         assert received == payload
 
 
+def test_calls_to_the_action_server_reuse_a_connection_and_survive_its_restart() -> None:
+    port = free_port()
+
+    async def exchange() -> list[Any]:
+        async def peer(request: web.Request) -> web.Response:
+            return web.json_response({"peer": request.transport.get_extra_info("peername")[1]})
+
+        async def start() -> web.AppRunner:
+            app = web.Application()
+            app.router.add_post("/webhook", peer)
+            runner = web.AppRunner(app, shutdown_timeout=0.5)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            return runner
+
+        endpoint = EndpointConfig(f"http://127.0.0.1:{port}/webhook")
+        runner = await start()
+        peers = [(await endpoint.request(json={}, method="post"))["peer"] for _ in range(3)]
+        await runner.cleanup()  # the action server restarts: its connections close
+        runner = await start()
+        try:
+            peers.append((await endpoint.request(json={}, method="post"))["peer"])
+        finally:
+            await runner.cleanup()
+        return peers
+
+    first, second, third, after_restart = asyncio.run(exchange())
+    assert first == second == third  # one connection (client port) for all three calls
+    assert after_restart != first
+
+
 def _classifier_and_messages(tmp_path: Any) -> tuple[Any, list[Any], list[Any]]:
     """A trained LogisticRegressionClassifier, and two copies of some messages to classify."""
     import scipy.sparse
