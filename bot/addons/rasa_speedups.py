@@ -9,7 +9,9 @@ conversation for each action server call with the standard library's JSON encode
 With ten users, the logistic regression intent classifier spent ~1 ms of each message
 copying its whole weight matrix (scipy multiplies a sparse row by `coef_.T` only in C
 order, and sklearn's `coef_.T` is not) and ~1 ms stacking a message's features
-with an empty dense part through COO matrices. All of these are replaced by equivalents:
+with an empty dense part through COO matrices; before that, joining the four
+featurizers' sparse features side by side went through scipy's general block-matrix
+code (0.12 ms per join of two one-row matrices, 0.03 ms when concatenated directly). All of these are replaced by equivalents:
 
 - the response schema is checked once and compiled; each event of a reply is checked
   against the schema of its own type rather than all 23 alternatives of the schema's
@@ -18,6 +20,8 @@ with an empty dense part through COO matrices. All of these are replaced by equi
   picks it) with Rasa's message;
 - event classes are looked up by type name in a table built from the same subclass
   walk, first match winning as before, and rebuilt when a name is not in it;
+- two COO feature matrices are joined by concatenating their entries, as scipy's
+  `hstack` does for them (same entries in the same order, same dtype);
 - the classifier keeps its weights in Fortran order, so `coef_.T` is used in place (the
   same arithmetic, bit for bit), and a message with sparse features only is passed as
   its own CSR row;
@@ -46,9 +50,10 @@ from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressi
 from rasa.shared.constants import DOCS_BASE_URL
 from rasa.shared.core.events import Event
 from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.utils.endpoints import DEFAULT_REQUEST_TIMEOUT, EndpointConfig
-from scipy.sparse import csr_matrix, vstack
+from scipy.sparse import coo_matrix, csr_matrix, vstack
 
 
 @functools.lru_cache(maxsize=1)
@@ -179,6 +184,25 @@ def session(self: EndpointConfig) -> aiohttp.ClientSession:
     )
 
 
+_combine_sparse = Features._combine_sparse_features
+
+
+def combine_sparse_features(self: Features, additional_features: Features) -> None:
+    """`Features._combine_sparse_features`: scipy's `hstack`, without `bmat`'s general path for two COO matrices."""
+    left, right = self.features, additional_features.features
+    if not (isinstance(left, coo_matrix) and isinstance(right, coo_matrix)) or left.shape[0] != right.shape[0]:
+        _combine_sparse(self, additional_features)  # Rasa's error for mismatched rows, or another format
+        return
+    self.features = coo_matrix(
+        (
+            np.concatenate([left.data, right.data]),
+            (np.concatenate([left.row, right.row]), np.concatenate([left.col, right.col + left.shape[1]])),
+        ),
+        shape=(left.shape[0], left.shape[1] + right.shape[1]),
+    )
+    self._cached_fingerprint = None
+
+
 _create_X = LogisticRegressionClassifier._create_X
 _classify = LogisticRegressionClassifier.process
 
@@ -203,6 +227,7 @@ def classify(self: LogisticRegressionClassifier, messages: List[Message]) -> Lis
     return result
 
 
+Features._combine_sparse_features = combine_sparse_features  # type: ignore[method-assign]
 LogisticRegressionClassifier._create_X = create_x  # type: ignore[method-assign]
 LogisticRegressionClassifier.process = classify  # type: ignore[method-assign]
 RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]

@@ -218,3 +218,29 @@ def test_the_intent_classifier_ranks_exactly_as_rasas(tmp_path: Any, monkeypatch
         classifier.process([one])
     assert [m.get("intent_ranking") for m in ours] == [m.get("intent_ranking") for m in theirs]
     assert len({m.get("intent")["name"] for m in ours}) > 1  # not one answer for everything
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+def test_sparse_features_join_exactly_as_rasas(rows: int) -> None:
+    import scipy.sparse
+    from rasa.shared.nlu.constants import FEATURE_TYPE_SEQUENCE, TEXT
+    from rasa.shared.nlu.training_data.features import Features
+
+    def features(columns: int, dtype: Any, seed: int) -> Features:
+        matrix = scipy.sparse.random(rows, columns, density=0.2, format="coo", dtype=dtype, random_state=seed)
+        return Features(matrix, FEATURE_TYPE_SEQUENCE, TEXT, f"f{seed}")
+
+    for dtypes in [(np.float64, np.float64), (np.int64, np.float32), (np.float32, np.float32)]:
+        ours, theirs = features(40, dtypes[0], 1), features(40, dtypes[0], 1)
+        for seed, columns in [(2, 7), (3, 300), (4, 1)]:
+            ours.combine_with_features(features(columns, dtypes[1], seed))
+            rasa_speedups._combine_sparse(theirs, features(columns, dtypes[1], seed))
+        assert ours.features.format == theirs.features.format == "coo"
+        assert ours.features.shape == theirs.features.shape == (rows, 348)
+        assert ours.features.dtype == theirs.features.dtype
+        for part in ("data", "row", "col"):
+            assert np.array_equal(getattr(ours.features, part), getattr(theirs.features, part))
+    with pytest.raises(ValueError, match="sequence dimensions do not match"):
+        features(3, np.float64, 5).combine_with_features(
+            Features(scipy.sparse.coo_matrix((rows + 1, 2)), FEATURE_TYPE_SEQUENCE, TEXT, "other")
+        )
