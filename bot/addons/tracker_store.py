@@ -15,7 +15,8 @@ unchanged, one indexed query). Otherwise, and for a tracker whose last save star
 new session, it reads the database as Rasa does. Saving appends the new events without
 counting the stored ones, in one INSERT. Both run as prebuilt Core statements on a
 connection rather than through the ORM's query and unit of work: with ten users asking
-back to back that took Rasa's CPU per reply from ~16.7 ms to ~14.7 ms. Several Rasa replicas on one database stay correct: each
+back to back that took Rasa's CPU per reply from ~16.7 ms to ~14.7 ms. Several Rasa
+replicas on one database stay correct: each
 sees the others' events through the id check (and Rasa's lock store keeps them from
 handling one conversation at once).
 

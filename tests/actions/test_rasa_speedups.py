@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import math
 from typing import Any
@@ -244,3 +245,13 @@ def test_sparse_features_join_exactly_as_rasas(rows: int) -> None:
         features(3, np.float64, 5).combine_with_features(
             Features(scipy.sparse.coo_matrix((rows + 1, 2)), FEATURE_TYPE_SEQUENCE, TEXT, "other")
         )
+
+
+def test_rasas_graph_validation_still_accepts_the_classifier() -> None:
+    """`rasa train` validates the graph from `process`'s type hints; an annotated `self` broke it."""
+    from rasa.engine import validation
+    from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+
+    parameters, returns = validation._get_parameter_information(LogisticRegressionClassifier, "process")
+    assert validation._required_args(parameters) == {"messages"}
+    assert returns != inspect.Parameter.empty
