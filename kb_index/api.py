@@ -124,7 +124,8 @@ def article_out(row: ArticleRow) -> ArticleOut:
 
 #: A Core INSERT ... RETURNING on the table: the ORM's unit of work for this one row took
 #: ~15 % of the service's GIL time per search (py-spy, ten users asking back to back).
-_LOG_SEARCH = insert(QueryLogRow.__table__).returning(QueryLogRow.__table__.c.id)
+_QUERY_LOG = QueryLogRow.metadata.tables[QueryLogRow.__tablename__]
+_LOG_SEARCH = insert(_QUERY_LOG).returning(_QUERY_LOG.c.id)
 
 
 @router.get("/search", response_model=SearchOut)
