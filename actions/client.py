@@ -17,6 +17,9 @@ import aiohttp
 
 #: The bot must answer within 2 s even when the service hangs.
 DEFAULT_TIMEOUT = 2.0
+#: Idle connections are dropped after this long, before uvicorn's keep-alive timeout
+#: (5 s) closes them from the service's side while one is being reused.
+KEEPALIVE_SECONDS = 2.0
 
 
 class ServiceUnavailable(Exception):
@@ -44,7 +47,11 @@ class FirstlineClient:
     def _session_here(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
-            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS),
+            )
             self._loop = loop
         return self._session
 
