@@ -16,9 +16,8 @@ new session, it reads the database as Rasa does. Saving appends the new events w
 counting the stored ones, in one INSERT. Both run as prebuilt Core statements on a
 connection rather than through the ORM's query and unit of work: with ten users asking
 back to back that took Rasa's CPU per reply from ~16.7 ms to ~14.7 ms. Several Rasa
-replicas on one database stay correct: each
-sees the others' events through the id check (and Rasa's lock store keeps them from
-handling one conversation at once).
+replicas on one database stay correct: each sees the others' events through the id
+check (and Rasa's lock store keeps them from handling one conversation at once).
 
 On SQLite the file is switched to write-ahead logging with `synchronous=NORMAL`, and
 connections stay open in a pool: a commit appends to the log without waiting for the

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from aiohttp import web
 from rasa_sdk import Tracker
@@ -14,6 +15,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.client import get_client
 from actions.outbox import Outbox
 from firstline.devservers import free_port
+
+T = TypeVar("T")
 
 
 class FakeService:
@@ -143,32 +146,31 @@ def tracker(
     )
 
 
+def _with_own_loop(work: Coroutine[Any, Any, T]) -> T:
+    """Runs work on an event loop of its own, as the action server does, then closes the
+    shared client's connections, which belong to that loop."""
+
+    async def work_then_close() -> T:
+        try:
+            return await work
+        finally:
+            await get_client().aclose()
+
+    return asyncio.run(work_then_close())
+
+
 def run(
     action: Any, current: Tracker, domain: dict[str, Any] | None = None
 ) -> tuple[list[dict[str, Any]], CollectingDispatcher]:
-    """Runs an action as the action server does, on an event loop of its own."""
+    """Runs an action as the action server does."""
     dispatcher = CollectingDispatcher()
-
-    async def run_and_close() -> list[dict[str, Any]]:
-        try:
-            events: list[dict[str, Any]] = await action.run(dispatcher, current, domain or {})
-            return events
-        finally:
-            await get_client().aclose()  # its connections belong to this loop
-
-    return asyncio.run(run_and_close()), dispatcher
+    events: list[dict[str, Any]] = _with_own_loop(action.run(dispatcher, current, domain or {}))
+    return events, dispatcher
 
 
 def drain(outbox: Outbox) -> int:
     """Delivers what the outbox holds through the shared client, as its thread would."""
-
-    async def drain_and_close() -> int:
-        try:
-            return await outbox.drain_once(get_client())
-        finally:
-            await get_client().aclose()
-
-    return asyncio.run(drain_and_close())
+    return _with_own_loop(outbox.drain_once(get_client()))
 
 
 def slots_set(events: list[dict[str, Any]]) -> dict[str, Any]:
