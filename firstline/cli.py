@@ -251,12 +251,13 @@ def _build(kb: Any, rebuild: bool) -> None:
             kb.embedder.encode(texts, progress=bar.update)
     started = time.perf_counter()
     changed = kb.refresh(rebuild=rebuild or not kb.ready)
+    kb.compact()  # what the command line saves is built whole, with no edits in deltas
     kb.flush()
     index = kb.index
     verb = "built" if changed else "up to date:"
     typer.echo(
         f"index {verb} {index.version}: {len(index.articles)} published articles, "
-        f"{len(index.units)} passages ({time.perf_counter() - started:.1f}s)"
+        f"{index.unit_count} passages ({time.perf_counter() - started:.1f}s)"
     )
 
 

@@ -1,22 +1,20 @@
-"""The search index: dense FAISS plus lexical BM25 per language, immutable once built.
+"""The search index: one `LanguageIndex` (dense FAISS plus lexical BM25) per language.
 
 An index is built from published articles, searched concurrently, saved as a
 versioned directory with a manifest, and replaced (never mutated) when articles
-change: `SearchIndex.updated` reuses the vectors of unchanged articles, so
-publishing one article re-embeds only that article.
+change: `SearchIndex.updated` embeds and analyses only the changed articles, and
+only their languages change, each by a delta on top of its built structures.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,47 +25,11 @@ from kb_index.corpus import LANGUAGES, Article
 from kb_index.decision import Calibration, Decision
 from kb_index.embedder import Embedder
 from kb_index.errors import IndexNotReady
-from kb_index.text import analyze
+from kb_index.language_index import Entry, LanguageIndex, ScoredArticle, Unit
+from kb_index.text import ANALYZER_VERSION, analyze
 
 FORMAT_VERSION = 1
-#: From this many units per language, an inverted-file index (IVF) scans only the lists
-#: nearest the query instead of every unit: at 10,000 articles (51,147 English units)
-#: 1.3 ms instead of 2.8 ms per search, and it no longer pushes the model's weights out
-#: of the CPU cache before the next question. Over 5,776 labelled CLINC150 and demo
-#: questions at that size it answered as well as the exact scan (in-scope 84.92 →
-#: 84.90 %, out-of-scope 49.62 → 50.38 %; `python -m benchmarks kb-scale`).
-IVF_MIN_UNITS = 20_000
-#: Of an IVF index's lists, the share searched per query.
-IVF_PROBED = 1 / 8
-#: Above this many units per language an HNSW graph replaces the scan. Every edit
-#: rebuilds the dense index, and on 2 busy cores an HNSW graph takes ~0.5 s per 1,000
-#: units to build, so below this size edits go live within seconds.
-HNSW_MIN_UNITS = 200_000
-PASSAGE_WEIGHT = 0.92
 PASSAGE_WORDS = 80
-#: Units retrieved from FAISS to find the candidate articles.
-DENSE_CANDIDATES = 256
-#: An article's dense score is the mean of its best this-many unit similarities: one
-#: lucky wording counts less than several close ones (CLINC150 validation, adapted
-#: MiniLM: top-1 95.8 % with the best unit alone, 96.3 % with the best three).
-DENSE_TOP_UNITS = 3
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One embedded piece of an article: its title, a question or a body passage."""
-
-    article: int  # position in SearchIndex.articles
-    kind: str  # title / question / passage
-    text: str
-
-
-@dataclass
-class ScoredArticle:
-    article: Article
-    score: float
-    dense: float
-    lexical: float
 
 
 @dataclass
@@ -116,194 +78,70 @@ def lexical_document(article: Article) -> list[str]:
     return analyze(f"{head}\n{head}\n{article.body}", article.language)
 
 
-class _LanguageIndex:
-    """Dense and lexical structures over the articles of one language."""
+class SearchIndex:
+    """Everything needed to answer a query; immutable: edits make a new one to swap in whole."""
 
     def __init__(
         self,
-        positions: list[int],
-        units: list[Unit],
-        vectors: np.ndarray,
-        documents: list[list[str]],
+        languages: dict[str, LanguageIndex],
+        model: str,
+        dimension: int,
+        calibration: Calibration | None = None,
+        version: str = "",
+        built_at: float | None = None,
+        hashes: dict[str, str] | None = None,
     ) -> None:
-        import bm25s
-        import faiss
-
-        self.positions = positions  # article positions, in lexical-document order
-        self.units = units
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self.unit_weight = np.array([PASSAGE_WEIGHT if u.kind == "passage" else 1.0 for u in units], dtype=np.float32)
-        by_article: dict[int, list[int]] = {}
-        for i, unit in enumerate(units):
-            by_article.setdefault(unit.article, []).append(i)
-        # An article's units are consecutive (`article_units`, in article order): row r of
-        # these arrays is one article, its units row_start[r] : row_start[r] + row_count[r].
-        self.row_article = np.array(list(by_article), dtype=np.int64)
-        self.row_start = np.array([ids[0] for ids in by_article.values()], dtype=np.int64)
-        self.row_count = np.array([len(ids) for ids in by_article.values()], dtype=np.int64)
-        if any(ids[-1] - ids[0] + 1 != len(ids) for ids in by_article.values()):
-            raise ValueError("an article's units must be consecutive")
-        self.unit_row = np.repeat(np.arange(len(by_article), dtype=np.int64), self.row_count)
-        dimension = vectors.shape[1]
-        self.dense: Any
-        if len(units) >= HNSW_MIN_UNITS:
-            self.dense = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
-            self.dense.hnsw.efSearch = 128
-        elif len(units) >= IVF_MIN_UNITS:
-            self.dense = _ivf_index(dimension, len(units))
-            with _one_thread():
-                self.dense.train(self.vectors)
-        else:
-            # A scan of half-precision copies: half the memory to read (50k units: 1.7 ms
-            # instead of 3.9 ms) and the same candidates, whose scores come from the
-            # float32 vectors in `_dense_scores`.
-            self.dense = faiss.IndexScalarQuantizer(
-                dimension, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
-            )
-        if len(units):
-            with _one_thread():
-                self.dense.add(self.vectors)
-        self.lexical = bm25s.BM25()
-        self.lexical.index(documents or [[""]], show_progress=False)
-
-    def score(
-        self, query_vector: np.ndarray, terms: list[str], dense_weight: float
-    ) -> dict[int, tuple[float, float, float]]:
-        """Article position → (fused, dense, lexical) for the plausible candidates."""
-        dense: dict[int, float] = {}
-        if self.dense.ntotal:
-            k = min(DENSE_CANDIDATES, self.dense.ntotal)
-            with _one_thread():
-                _, ids = self.dense.search(query_vector, k)
-            dense = self._dense_scores(ids[0][ids[0] >= 0], query_vector[0])
-        lexical: dict[int, float] = {}
-        if terms and self.positions:
-            raw = self.lexical.get_scores(terms)
-            best = float(raw.max()) if len(raw) else 0.0
-            if best > 0:
-                top = np.argsort(-raw)[:DENSE_CANDIDATES]
-                for doc in top:
-                    if raw[doc] <= 0:
-                        break
-                    lexical[self.positions[int(doc)]] = float(raw[doc]) / best
-        floor = min(dense.values(), default=0.0)
-        scored = {}
-        for position in set(dense) | set(lexical):
-            d = dense.get(position, floor)
-            lex = lexical.get(position, 0.0)
-            scored[position] = (dense_weight * d + (1 - dense_weight) * lex, d, lex)
-        return scored
-
-    def _dense_scores(self, unit_ids: np.ndarray, query_vector: np.ndarray) -> dict[int, float]:
-        """Position → mean of the best DENSE_TOP_UNITS weighted unit similarities, for the units' articles."""
-        rows = np.unique(self.unit_row[unit_ids])
-        counts = self.row_count[rows]
-        width = int(counts.max())
-        # One row per candidate article, its units' similarities padded with -inf.
-        present = np.arange(width) < counts[:, None]
-        units = (self.row_start[rows][:, None] + np.arange(width))[present]
-        sims = np.full(present.shape, -np.inf, dtype=np.float32)
-        sims[present] = (self.vectors[units] @ query_vector) * self.unit_weight[units]
-        k = min(DENSE_TOP_UNITS, width)
-        best = np.partition(sims, width - k, axis=1)[:, -k:]
-        counted = np.isfinite(best)
-        means = np.where(counted, best, 0.0).sum(axis=1) / counted.sum(axis=1)
-        return dict(zip(self.row_article[rows].tolist(), means.tolist(), strict=True))
-
-
-def _ivf_index(dimension: int, size: int) -> Any:
-    """An untrained IVF index over half-precision codes for `size` vectors.
-
-    About sqrt(size) / 2 lists (a power of two: 128 for 51k units), an eighth of them
-    searched. Its k-means runs 10 rounds on at most 64 vectors per list: 0.2 s at 51k
-    units rather than 1 s, so an edit, which rebuilds the index, stays quick, with the
-    same answers over the labelled questions.
-    """
-    import faiss
-
-    lists = 2 ** max(0, round(math.log2(max(1.0, math.sqrt(size) / 2))))
-    quantizer = faiss.IndexFlatIP(dimension)
-    index = faiss.IndexIVFScalarQuantizer(
-        quantizer, dimension, lists, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
-    )
-    index.cp.niter = 10
-    index.cp.max_points_per_centroid = 64
-    index.nprobe = max(1, round(lists * IVF_PROBED))
-    return index
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Runs FAISS on the calling thread alone (every FAISS call goes through this).
-
-    FAISS ships its own OpenMP runtime, separate from torch's. Once FAISS had run one
-    parallel region, embedding a query took 14 ms instead of 6.5 ms for the rest of
-    the process (idle 2-core machine), so FAISS never gets a second thread here.
-    Searches lose nothing by it: on 2 shared cores, OpenMP threads wait for each other
-    (50k units: ~4 ms on one thread, 15-35 ms on two). The setting is per calling
-    thread, and restored afterwards.
-    """
-    import faiss
-
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(threads)
-
-
-@dataclass
-class SearchIndex:
-    """Everything needed to answer a query; treat as immutable and swap whole."""
-
-    articles: list[Article]
-    units: list[Unit]
-    vectors: np.ndarray
-    model: str
-    calibration: Calibration = field(default_factory=Calibration)
-    version: str = ""
-    built_at: float = field(default_factory=time.time)
-    _languages: dict[str, _LanguageIndex] = field(default_factory=dict, repr=False)
-    #: Article id → its lexical document and content hash; `updated` hands over those of
-    #: unchanged articles, so an edit analyses and hashes only what changed.
-    _documents: dict[str, list[str]] = field(default_factory=dict, repr=False)
-    _hashes: dict[str, str] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        # Analysing text is most of the work of an update; only new or changed articles need it.
-        self._documents = {a.id: self._documents.get(a.id) or lexical_document(a) for a in self.articles}
-        self._hashes = {a.id: self._hashes.get(a.id) or a.content_hash() for a in self.articles}
-        for language in LANGUAGES:
-            positions = [i for i, a in enumerate(self.articles) if a.language == language]
-            chosen = {p for p in positions}
-            unit_ids = [i for i, u in enumerate(self.units) if u.article in chosen]
-            self._languages[language] = _LanguageIndex(
-                positions,
-                [self.units[i] for i in unit_ids],
-                self.vectors[unit_ids] if unit_ids else np.zeros((0, self.vectors.shape[1]), np.float32),
-                [self._documents[self.articles[p].id] for p in positions],
-            )
+        self._languages = languages
+        self.model = model
+        self.dimension = dimension
+        self.calibration = calibration or Calibration()
+        self.built_at = time.time() if built_at is None else built_at
+        #: Every served article, one language after another.
+        self.articles = [article for language in LANGUAGES for article in languages[language].articles()]
         self.by_id = {a.id: a for a in self.articles}
-        if not self.version:
+        # Hashing is cheap but not free at 100k articles: an edit hands over the unchanged ones.
+        known = hashes or {}
+        self._hashes = {a.id: known.get(a.id) or a.content_hash() for a in self.articles}
+        self.unit_count = sum(index.unit_count for index in languages.values())
+        if not version:
             stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.built_at))
-            self.version = f"{stamp}-{self.corpus_hash[:8]}-{secrets.token_hex(2)}"
+            version = f"{stamp}-{self.corpus_hash[:8]}-{secrets.token_hex(2)}"
+        self.version = version
 
-    def content_hash_of(self, article_id: str) -> str:
-        """The served article's `Article.content_hash`, computed once per index."""
-        return self._hashes[article_id]
+    @classmethod
+    def from_units(
+        cls,
+        articles: Sequence[Article],
+        units: Sequence[Unit],
+        vectors: np.ndarray,
+        model: str,
+        calibration: Calibration | None = None,
+        version: str = "",
+        documents: dict[str, list[str]] | None = None,
+    ) -> SearchIndex:
+        """Indexes articles whose units (positions into `articles`) come in article order.
 
-    @property
-    def corpus_hash(self) -> str:
-        """`kb_index.corpus.corpus_hash` of the articles, from their cached content hashes."""
-        digest = hashlib.sha256()
-        for content in sorted(self._hashes[a.id] for a in self.articles):
-            digest.update(content.encode())
-        return digest.hexdigest()
-
-    @property
-    def dimension(self) -> int:
-        return int(self.vectors.shape[1])
+        Args:
+            documents: article id → lexical document, where already analysed.
+        """
+        analysed = documents or {}
+        dimension = int(vectors.shape[1])
+        grouped: dict[int, list[int]] = {}
+        for row, unit in enumerate(units):
+            grouped.setdefault(unit.article, []).append(row)
+        entries: dict[str, list[Entry]] = {language: [] for language in LANGUAGES}
+        for position, article in enumerate(articles):
+            rows = grouped.get(position, [])
+            if rows and rows[-1] - rows[0] + 1 != len(rows):
+                raise ValueError("an article's units must be consecutive")
+            own = [Unit(0, units[row].kind, units[row].text) for row in rows]
+            document = analysed.get(article.id)
+            entries[article.language].append(
+                (article, own, vectors[rows[0] : rows[-1] + 1] if rows else vectors[:0],
+                 document if document is not None else lexical_document(article))
+            )  # fmt: skip
+        languages = {language: LanguageIndex.build(entries[language], dimension) for language in LANGUAGES}
+        return cls(languages, model, dimension, calibration, version)
 
     # -- building -------------------------------------------------------------
     @classmethod
@@ -321,7 +159,7 @@ class SearchIndex:
         vectors = embedder.encode([u.text for u in units], progress=progress)
         if not len(units):
             vectors = np.zeros((0, embedder.dimension), dtype=np.float32)
-        return cls(published, units, vectors, embedder.model_name, calibration or Calibration())
+        return cls.from_units(published, units, vectors, embedder.model_name, calibration)
 
     def updated(
         self,
@@ -331,54 +169,61 @@ class SearchIndex:
     ) -> SearchIndex:
         """A new index with some articles replaced, added or removed.
 
-        Vectors, units and lexical documents of untouched articles are reused; only the
-        changed ones are embedded and analysed.
+        Only the changed articles are embedded and analysed, and only their languages
+        change: each keeps its built structures and serves the changes from a delta
+        (see `kb_index.language_index`).
         """
+        published = [a for a in changed if a.status == "published"]
+        units = [article_units(a, 0) for a in published]
+        texts = [u.text for own in units for u in own]
+        vectors = embedder.encode(texts) if texts else np.zeros((0, self.dimension), dtype=np.float32)
+        entries: dict[str, list[Entry]] = {}
+        offset = 0
+        for article, own in zip(published, units, strict=True):
+            entries.setdefault(article.language, []).append(
+                (article, own, vectors[offset : offset + len(own)], lexical_document(article))
+            )
+            offset += len(own)
         gone = set(removed) | {a.id for a in changed}
-        keep = [a for a in self.articles if a.id not in gone]
-        new = [a for a in changed if a.status == "published"]
-        vectors_by_text: dict[str, np.ndarray] = {}
-        kept_units: dict[str, list[Unit]] = {}
-        kept_ids = {a.id for a in keep}
-        for unit, vector in zip(self.units, self.vectors, strict=True):
-            article_id = self.articles[unit.article].id
-            if article_id in kept_ids:
-                vectors_by_text.setdefault(unit.text, vector)
-                kept_units.setdefault(article_id, []).append(unit)
-        articles = sorted(keep + new, key=lambda a: a.id)
-        units: list[Unit] = []
-        for i, a in enumerate(articles):
-            old = kept_units.get(a.id)
-            units += [Unit(i, u.kind, u.text) for u in old] if old else article_units(a, i)
-        missing = [u.text for u in units if u.text not in vectors_by_text]
-        if missing:
-            for text, vector in zip(missing, embedder.encode(missing), strict=True):
-                vectors_by_text[text] = vector
-        vectors = (
-            np.stack([vectors_by_text[u.text] for u in units])
-            if units
-            else np.zeros((0, self.dimension), dtype=np.float32)
-        )
-        return SearchIndex(
-            articles,
-            units,
-            vectors,
-            self.model,
-            self.calibration,
-            _documents={a.id: self._documents[a.id] for a in keep},
-            _hashes={a.id: self._hashes[a.id] for a in keep},
-        )
+        leaving: dict[str, set[str]] = {}
+        for article_id in gone:
+            if article_id in self.by_id:
+                leaving.setdefault(self.by_id[article_id].language, set()).add(article_id)
+        languages = {
+            language: index.revised(entries.get(language, []), leaving.get(language, set()))
+            if language in entries or language in leaving
+            else index
+            for language, index in self._languages.items()
+        }
+        hashes = {i: h for i, h in self._hashes.items() if i not in gone}
+        return SearchIndex(languages, self.model, self.dimension, self.calibration, hashes=hashes)
+
+    def compacted(self) -> SearchIndex:
+        """The same articles with every language built afresh (see `LanguageIndex.compacted`)."""
+        languages = {language: index.compacted() for language, index in self._languages.items()}
+        return SearchIndex(languages, self.model, self.dimension, self.calibration, hashes=self._hashes)
+
+    @property
+    def delta_size(self) -> int:
+        """Articles served from the languages' deltas (0 right after a build)."""
+        return sum(index.delta_size for index in self._languages.values())
 
     def with_calibration(self, calibration: Calibration) -> SearchIndex:
         return SearchIndex(
-            self.articles,
-            self.units,
-            self.vectors,
-            self.model,
-            calibration,
-            _documents=self._documents,
-            _hashes=self._hashes,
+            self._languages, self.model, self.dimension, calibration, self.version, self.built_at, self._hashes
         )
+
+    def content_hash_of(self, article_id: str) -> str:
+        """The served article's `Article.content_hash`, computed once per index."""
+        return self._hashes[article_id]
+
+    @property
+    def corpus_hash(self) -> str:
+        """`kb_index.corpus.corpus_hash` of the articles, from their cached content hashes."""
+        digest = hashlib.sha256()
+        for content in sorted(self._hashes.values()):
+            digest.update(content.encode())
+        return digest.hexdigest()
 
     # -- searching ------------------------------------------------------------
     def rank(self, query_vector: np.ndarray, query: str, language: str) -> list[ScoredArticle]:
@@ -386,8 +231,7 @@ class SearchIndex:
         calibration = self.calibration.for_language(language)
         terms = analyze(query, language)
         scored = self._languages[language].score(query_vector, terms, calibration.dense_weight)
-        ranked = sorted(scored.items(), key=lambda item: -item[1][0])
-        return [ScoredArticle(self.articles[p], fused, dense, lexical) for p, (fused, dense, lexical) in ranked]
+        return sorted(scored, key=lambda item: -item.score)
 
     def decide(self, ranked: list[ScoredArticle], language: str) -> tuple[Decision, float]:
         if not ranked:
@@ -438,9 +282,10 @@ class SearchIndex:
             "dimension": self.dimension,
             "corpus_hash": self.corpus_hash,
             "articles": len(self.articles),
-            "units": len(self.units),
+            "units": self.unit_count,
             "languages": {lang: sum(1 for a in self.articles if a.language == lang) for lang in LANGUAGES},
             "dense_index": {lang: type(index.dense).__name__ for lang, index in self._languages.items()},
+            "analyzer": ANALYZER_VERSION,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.built_at)),
             "libraries": {
                 name: version_of(name)
@@ -455,15 +300,21 @@ class SearchIndex:
         target = root / self.version
         staging = root / f".{self.version}.tmp"
         staging.mkdir(parents=True, exist_ok=True)
-        np.save(staging / "vectors.npy", self.vectors)
-        (staging / "articles.jsonl").write_text(
-            "".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n" for a in self.articles),
-            encoding="utf-8",
-        )
-        (staging / "units.jsonl").write_text(
-            "".join(json.dumps([u.article, u.kind, u.text], ensure_ascii=False) + "\n" for u in self.units),
-            encoding="utf-8",
-        )
+        entries = [entry for language in LANGUAGES for entry in self._languages[language].entries()]
+        vectors = [entry[2] for entry in entries]
+        np.save(staging / "vectors.npy", np.concatenate(vectors) if vectors else np.zeros((0, self.dimension)))
+        with (staging / "articles.jsonl").open("w", encoding="utf-8") as out:
+            out.writelines(json.dumps(entry[0].to_dict(), ensure_ascii=False) + "\n" for entry in entries)
+        with (staging / "units.jsonl").open("w", encoding="utf-8") as out:
+            out.writelines(
+                json.dumps([position, u.kind, u.text], ensure_ascii=False) + "\n"
+                for position, entry in enumerate(entries)
+                for u in entry[1]
+            )
+        # The analysed lexical documents, so that loading needs no tokenizer (spaCy's three
+        # take seconds to load, and analysing every article takes longer than reading this).
+        with (staging / "terms.jsonl").open("w", encoding="utf-8") as out:
+            out.writelines(json.dumps(entry[3], ensure_ascii=False) + "\n" for entry in entries)
         # The manifest goes last: a directory without one is incomplete and ignored.
         (staging / "manifest.json").write_text(json.dumps(self.manifest(), indent=2))
         if target.exists():
@@ -500,18 +351,33 @@ class SearchIndex:
             units = [
                 Unit(*json.loads(line)) for line in (directory / "units.jsonl").read_text(encoding="utf-8").splitlines()
             ]
+            documents = _saved_documents(directory, manifest, articles)
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise IndexNotReady(f"index at {directory} is unreadable ({exc}); rebuild it") from exc
         if len(units) != len(vectors) or (len(vectors) and vectors.shape[1] != manifest["dimension"]):
             raise IndexNotReady(f"index at {directory} is inconsistent; rebuild it")
-        return cls(
+        return cls.from_units(
             articles,
             units,
             vectors.astype(np.float32, copy=False),
             manifest["model"],
             Calibration.from_dict(manifest.get("calibration", {})),
             version=manifest["version"],
+            documents=documents,
         )
+
+
+def _saved_documents(directory: Path, manifest: dict[str, Any], articles: list[Article]) -> dict[str, list[str]]:
+    """Article id → its saved lexical document; empty when they must be analysed afresh."""
+    path = directory / "terms.jsonl"
+    if manifest.get("analyzer") != ANALYZER_VERSION or not path.is_file():
+        return {}
+    documents = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    if len(documents) != len(articles) or not all(
+        isinstance(terms, list) and all(isinstance(t, str) for t in terms) for terms in documents
+    ):
+        raise ValueError("terms.jsonl does not match articles.jsonl")
+    return {article.id: terms for article, terms in zip(articles, documents, strict=True)}
 
 
 def _prune(root: Path, keep: int, current: str) -> None:

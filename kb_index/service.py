@@ -38,6 +38,9 @@ SEARCHED_QUERY_CHARS = 1_000
 LOAD_CHUNK = 500
 #: First key of the PostgreSQL advisory locks on translation groups ("kb").
 GROUP_LOCK_SPACE = 0x6B62
+#: Seconds without a change to the articles before edits served from deltas are built
+#: into the index proper (in the background; searches go on meanwhile).
+COMPACT_AFTER = 30.0
 
 
 def _lock_groups(session: Session, groups: set[str]) -> None:
@@ -149,6 +152,7 @@ class KnowledgeBase:
             self._save_thread.join(timeout=30)
 
     def _watch(self, interval: float) -> None:
+        changed_at = time.monotonic()
         while not self._stop.wait(interval):
             try:
                 with self.db.session() as session:
@@ -162,6 +166,9 @@ class KnowledgeBase:
                 if tuple(seen) != self._last_seen:
                     self.refresh()
                     self._last_seen = tuple(seen)
+                    changed_at = time.monotonic()
+                elif time.monotonic() - changed_at >= COMPACT_AFTER:
+                    self.compact()
             except Exception:  # keep serving the last good index whatever happens
                 logger.exception("knowledge-base refresh failed; still serving the previous index")
 
@@ -220,6 +227,24 @@ class KnowledgeBase:
             self._served_rows = versions
         logger.info("knowledge base now serves %d articles (index %s)", len(new.articles), new.version)
         self._save_async(new)
+        return True
+
+    def compact(self) -> bool:
+        """Builds edits served from deltas into the index proper, unless the index changes meanwhile.
+
+        Returns:
+            True when a compacted index was swapped in.
+        """
+        index = self._index
+        if index is None or not index.delta_size:
+            return False
+        compacted = index.compacted()  # outside the lock: searches and edits go on
+        with self._update_lock:
+            if self._index is not index:
+                return False  # an edit or a new calibration came first; compact later
+            self._index = compacted
+        logger.info("knowledge base compacted %d edited articles into index %s", index.delta_size, compacted.version)
+        self._save_async(compacted)
         return True
 
     def _save_async(self, index: SearchIndex) -> None:

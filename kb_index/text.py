@@ -15,6 +15,9 @@ from functools import cache
 from typing import Any
 
 NGRAM = 4
+#: Saved with an index's analysed documents; change it whenever `analyze` would give
+#: other terms for the same text, so indexes saved before are analysed afresh.
+ANALYZER_VERSION = 1
 
 _lock = threading.Lock()
 

@@ -19,7 +19,8 @@ from kb_index.corpus import LANGUAGES, Article
 from kb_index.decision import Calibration, LanguageCalibration
 from kb_index.embedder import Embedder
 from kb_index.errors import CorpusError, Problem
-from kb_index.index import ScoredArticle, SearchIndex
+from kb_index.index import SearchIndex
+from kb_index.language_index import ScoredArticle
 
 Objective = Literal["utility", "balanced", "recall_floor"]
 OBJECTIVES: tuple[str, ...] = ("utility", "balanced", "recall_floor")

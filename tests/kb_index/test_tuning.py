@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import kb_index.index as index_module
+import kb_index.language_index as index_module
 from kb_index.corpus import Article, read_corpus
 from kb_index.embedder import Embedder
 from kb_index.index import SearchIndex, Unit
@@ -32,7 +32,7 @@ def test_several_close_wordings_outrank_one_lucky_wording() -> None:
     ]
     units = [Unit(0, "title", "l"), Unit(0, "question", "q1"), Unit(0, "question", "q2")]
     units += [Unit(1, "title", "s"), Unit(1, "question", "q3"), Unit(1, "question", "q4")]
-    index = SearchIndex(articles, units, np.stack(lucky + steady), "test")
+    index = SearchIndex.from_units(articles, units, np.stack(lucky + steady), "test")
 
     ranked = index.rank(query[None, :], "", "en")
 
@@ -123,7 +123,7 @@ def test_an_inverted_file_index_answers_like_the_exact_scan(
     # the 256 candidates asked for, as an eighth of the lists does from 20,000 units.
     monkeypatch.setattr(index_module, "IVF_MIN_UNITS", 100)
     monkeypatch.setattr(index_module, "IVF_PROBED", 1 / 2)
-    inverted = SearchIndex(exact.articles, exact.units, exact.vectors, exact.model, exact.calibration)
+    inverted = SearchIndex.build(articles, embedder)
 
     assert set(exact.manifest()["dense_index"].values()) == {"IndexScalarQuantizer"}
     assert set(inverted.manifest()["dense_index"].values()) == {"IndexIVFScalarQuantizer"}
