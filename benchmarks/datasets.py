@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from firstline.config import REPO_ROOT
@@ -22,6 +22,8 @@ from kb_index.tuning import LabelledQuery
 
 #: Where the shared data sets live unless FIRSTLINE_DATASETS_DIR says otherwise.
 DEFAULT_ROOT = REPO_ROOT.parent / "shared" / "datasets"
+#: The label the baselines learn out-of-scope training questions under (no CLINC150 intent has it).
+OUT_OF_SCOPE = "out_of_scope"
 #: BANKING77 has no validation split; this seed fixes the one carved out of train.csv.
 BANKING77_SEED = 77
 BANKING77_VALIDATION_FRACTION = 0.1
@@ -39,6 +41,8 @@ class IntentDataset:
     #: labelled data once thresholds are fixed (as the published BANKING77 figures train
     #: on all of train.csv); None when validation is a split of its own.
     full_articles: list[Article] | None = None
+    #: Training questions that no intent answers (CLINC150's oos_train), to learn from.
+    negatives: list[str] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:
@@ -85,17 +89,20 @@ def _queries(pairs: list[tuple[str, str | None]]) -> list[LabelledQuery]:
 
 
 def load_clinc150(path: Path | None = None) -> IntentDataset:
-    """CLINC150 "full": train → articles; val + oos_val → validation; test + oos_test → test.
+    """CLINC150 "full": train → articles; oos_train → negatives; val + oos_val → validation; test + oos_test → test.
 
-    oos_train is not used: with one threshold (Larson et al.'s oos-threshold setting)
-    out-of-scope examples are only needed to fit that threshold, on validation.
+    The 100 oos_train questions are training data, as in Larson et al.'s oos-train
+    setting: the engine's adaptation learns to keep them away from every article, and
+    the baselines learn them as an out-of-scope intent. The threshold that decides
+    between answering and declining is fitted on validation.
     """
     path = path or datasets_root() / "clinc150" / "data_full.json"
     data: dict[str, list[list[str]]] = json.loads(path.read_text(encoding="utf-8"))
     train = [(text, label) for text, label in data["train"]]
     validation = _queries([(t, label) for t, label in data["val"]] + [(t, None) for t, _ in data["oos_val"]])
     test = _queries([(t, label) for t, label in data["test"]] + [(t, None) for t, _ in data["oos_test"]])
-    return IntentDataset("clinc150", articles_for(train), train, validation, test)
+    negatives = [text for text, _ in data["oos_train"]]
+    return IntentDataset("clinc150", articles_for(train), train, validation, test, negatives=negatives)
 
 
 def _read_csv(path: Path) -> list[tuple[str, str]]:

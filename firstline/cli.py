@@ -275,22 +275,39 @@ def kb_build(
 @kb_app.command("adapt")
 def kb_adapt(
     epochs: Annotated[int, typer.Option(min=1, max=20, help="Passes over the example questions.")] = 1,
+    negatives: Annotated[
+        Path | None,
+        typer.Option(help="Labelled queries; those expecting no article are learnt as questions to decline."),
+    ] = None,
 ) -> None:
     """Fine-tune the embedding model on the published articles' questions, then rebuild the index.
 
     Re-run `kb tune` afterwards: thresholds belong to a model. The service uses the adapted
-    model from its next start, unless FIRSTLINE_EMBEDDING_MODEL names another.
-    Example: firstline kb adapt --epochs 1 && firstline kb tune content/eval
+    model from its next start, unless FIRSTLINE_EMBEDDING_MODEL names another. Negatives
+    should be questions you do not tune or evaluate on.
+    Example: firstline kb adapt --epochs 1 --negatives hr-questions.jsonl && firstline kb tune content/eval
     """
     from kb_index.adapt import adapt, corpus_fingerprint
+    from kb_index.errors import CorpusError
+    from kb_index.tuning import read_queries
 
     config = settings()
     if config.embedding_model:
         raise fail("FIRSTLINE_EMBEDDING_MODEL is set; unset it to use an adapted model")
+    declined: list[str] = []
+    if negatives is not None:
+        try:
+            declined = [q.query for q in read_queries(negatives) if q.expected is None]
+        except CorpusError as exc:
+            for problem in exc.problems:
+                typer.echo(str(problem), err=True)
+            raise fail(f"{len(exc.problems)} problem(s) in {negatives}; nothing was changed") from None
+        if not declined:
+            raise fail(f'{negatives} has no query with "expected": null')
     articles = [a for a in _open_kb().all_articles() if a.status == "published"]
     if not articles:
         raise fail("no published articles to learn from; import some first")
-    name = f"adapted-{corpus_fingerprint('', articles, epochs)}"
+    name = f"adapted-{corpus_fingerprint('', articles, epochs, declined)}"
     folder = config.adapted_pointer.parent / name
     with typer.progressbar(length=100, label="Adapting the model") as bar:
         done = [0]
@@ -300,7 +317,7 @@ def kb_adapt(
             bar.update(target - done[0])
             done[0] = target
 
-        report = adapt("", articles, folder, epochs=epochs, progress=advance)
+        report = adapt("", articles, folder, epochs=epochs, negatives=declined, progress=advance)
     pointer = config.adapted_pointer.with_suffix(".tmp")
     pointer.write_text(name)
     pointer.replace(config.adapted_pointer)
@@ -344,7 +361,7 @@ def kb_search(
 def kb_tune(
     queries: Annotated[Path, typer.Argument(help="Labelled queries: a .jsonl file or a directory of them.")],
     split: Annotated[str | None, typer.Option(help='Use only lines with this "split" value.')] = "validation",
-    objective: Annotated[str, typer.Option(help="utility, balanced or recall_floor.")] = "utility",
+    objective: Annotated[str, typer.Option(help="utility, balanced, recall_floor or accuracy_floor.")] = "utility",
 ) -> None:
     """Fit fusion weights and answer/clarify thresholds on labelled validation queries.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,11 +22,14 @@ from kb_index.errors import CorpusError, Problem
 from kb_index.index import SearchIndex
 from kb_index.language_index import ScoredArticle
 
-Objective = Literal["utility", "balanced", "recall_floor"]
-OBJECTIVES: tuple[str, ...] = ("utility", "balanced", "recall_floor")
+Objective = Literal["utility", "balanced", "recall_floor", "accuracy_floor"]
+OBJECTIVES: tuple[str, ...] = ("utility", "balanced", "recall_floor", "accuracy_floor")
 #: The "recall_floor" objective's out-of-scope recall, required of the lower end of
 #: its 95 % confidence interval on the validation queries.
 MIN_OOS_RECALL = 0.70
+#: The "accuracy_floor" objective's in-scope accuracy, required of the lower end of its
+#: 95 % confidence interval on the validation queries.
+MIN_IN_SCOPE_ACCURACY = 0.95
 WEIGHT_GRID = [round(w, 2) for w in np.arange(0.0, 1.0001, 0.05)]
 THRESHOLD_GRID = [round(t, 3) for t in np.arange(0.02, 0.981, 0.01)]
 #: Fewer labelled queries than this in a language: it uses the pooled fit.
@@ -137,14 +140,16 @@ def _score(
         return utility / max(1, in_scope + oos)
     accuracy = correct / in_scope if in_scope else 0.0
     recall = rejected / oos if oos else 0.0
+    # A threshold that meets its floor beats every one that does not (those score ≤ 2).
     if objective == "recall_floor" and wilson_lower(rejected, oos) >= MIN_OOS_RECALL:
-        # Any threshold that meets the floor beats every one that does not (those score ≤ 2).
         return 2.0 + accuracy
+    if objective == "accuracy_floor" and wilson_lower(correct, in_scope) >= MIN_IN_SCOPE_ACCURACY:
+        return 2.0 + recall
     return accuracy + recall
 
 
 def wilson_lower(successes: int, trials: int, z: float = 1.96) -> float:
-    """The lower end of the Wilson score interval: a recall that 100 queries can vouch for."""
+    """The lower end of the Wilson score interval: a rate that this many queries can vouch for."""
     if not trials:
         return 0.0
     p = successes / trials
@@ -241,7 +246,9 @@ def tune(
         objective: "utility" rewards right answers and penalises wrong ones;
             "balanced" maximises in-scope accuracy plus out-of-scope recall;
             "recall_floor" maximises in-scope accuracy among the thresholds whose
-            out-of-scope recall is at least MIN_OOS_RECALL with 95 % confidence.
+            out-of-scope recall is at least MIN_OOS_RECALL with 95 % confidence;
+            "accuracy_floor" maximises out-of-scope recall among the thresholds whose
+            in-scope accuracy is at least MIN_IN_SCOPE_ACCURACY with 95 % confidence.
         clarify: False fits a single answer/none threshold (clarify never chosen).
 
     Raises:
@@ -381,6 +388,7 @@ def fit_engine(
     clarify: bool = True,
     adapt_epochs: int = 0,
     adapted_dir: Path | None = None,
+    negatives: Sequence[str] = (),
 ) -> Engine:
     """Like `fit`, optionally adapting the embedding model to the articles first.
 
@@ -389,13 +397,14 @@ def fit_engine(
             fine-tuning on the articles' example questions (see `kb_index.adapt`).
         adapted_dir: where adapted models are kept, one folder per corpus
             fingerprint, so a second run reuses the first one's training.
+        negatives: questions no article answers, for the adaptation (see `kb_index.adapt`).
     """
     if adapt_epochs:
         from kb_index.adapt import adapt, corpus_fingerprint
 
         root = adapted_dir or Path("data") / "models"
-        folder = root / f"adapted-{corpus_fingerprint(embedder.model_name, articles, adapt_epochs)}"
+        folder = root / f"adapted-{corpus_fingerprint(embedder.model_name, articles, adapt_epochs, negatives)}"
         if not (folder / "modules.json").is_file():
-            adapt(embedder.model_name, articles, folder, epochs=adapt_epochs)
+            adapt(embedder.model_name, articles, folder, epochs=adapt_epochs, negatives=negatives)
         embedder = Embedder(str(folder), embedder.cache_path)
     return Engine(fit(articles, validation, embedder, objective, clarify), embedder)

@@ -12,7 +12,14 @@ import kb_index.language_index as index_module
 from kb_index.corpus import Article, read_corpus
 from kb_index.embedder import Embedder
 from kb_index.index import SearchIndex, Unit
-from kb_index.tuning import MIN_OOS_RECALL, LabelledQuery, _thresholds, read_queries, wilson_lower
+from kb_index.tuning import (
+    MIN_IN_SCOPE_ACCURACY,
+    MIN_OOS_RECALL,
+    LabelledQuery,
+    _thresholds,
+    read_queries,
+    wilson_lower,
+)
 
 
 def unit_vector(*values: float) -> np.ndarray:
@@ -62,18 +69,37 @@ def test_recall_floor_answers_most_while_keeping_out_of_scope_recall() -> None:
     assert balanced_threshold != floor_threshold
 
 
+def test_accuracy_floor_declines_most_while_keeping_in_scope_accuracy() -> None:
+    # 1,000 in-scope queries, confidence 0.000 … 0.999, all answered right; 100 out-of-scope
+    # ones, confidence 0.00 … 0.99. Declining below 0.03 keeps 970 right answers (Wilson
+    # lower bound 0.957); below 0.04, 960 (0.946): too few.
+    outcomes = [(LabelledQuery(f"in {i}", "en", "a"), ["a"], i / 1000) for i in range(1000)]
+    outcomes += [(LabelledQuery(f"out {i}", "en", None), ["a"], i / 100) for i in range(100)]
+
+    _, floor_threshold, _ = _thresholds(outcomes, "accuracy_floor")
+
+    def right(threshold: float) -> int:
+        return sum(c >= threshold for q, _, c in outcomes if q.expected)
+
+    assert floor_threshold == pytest.approx(0.03)  # the most declined that keeps the floor
+    assert wilson_lower(right(floor_threshold), 1000) >= MIN_IN_SCOPE_ACCURACY > wilson_lower(right(0.04), 1000)
+
+
+ADAPTED_ARTICLES = [
+    Article(id="vpn", language="en", title="VPN", body="b",
+            questions=["vpn keeps dropping", "GlobalProtect disconnects", "remote access is unstable"]),
+    Article(id="printer", language="en", title="Printer", body="b",
+            questions=["printer is offline", "cannot print on floor 3", "print jobs stay in the queue"]),
+    Article(id="password", language="en", title="Password", body="b",
+            questions=["forgot my password", "reset my login", "locked out of my account"]),
+]  # fmt: skip
+
+
 def test_adapting_pulls_an_articles_wordings_together(tmp_path: Path) -> None:
     from kb_index.adapt import adapt
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    articles = [
-        Article(id="vpn", language="en", title="VPN", body="b",
-                questions=["vpn keeps dropping", "GlobalProtect disconnects", "remote access is unstable"]),
-        Article(id="printer", language="en", title="Printer", body="b",
-                questions=["printer is offline", "cannot print on floor 3", "print jobs stay in the queue"]),
-        Article(id="password", language="en", title="Password", body="b",
-                questions=["forgot my password", "reset my login", "locked out of my account"]),
-    ]  # fmt: skip
+    articles = ADAPTED_ARTICLES
     pair = ["GlobalProtect disconnects", "remote access is unstable"]
 
     def similarity(model: str) -> float:
@@ -85,6 +111,35 @@ def test_adapting_pulls_an_articles_wordings_together(tmp_path: Path) -> None:
     assert (report.path / "modules.json").is_file()
     assert report.steps > 0
     assert similarity(str(report.path)) > similarity("") + 0.02
+
+
+def test_adapting_with_negatives_pushes_them_away_from_every_article(tmp_path: Path) -> None:
+    from kb_index.adapt import adapt
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # Out of scope, yet close to an article's wordings: only such negatives teach anything.
+    negatives = ["the vending machine is offline", "I forgot my gym locker code", "my home wifi router keeps dropping"]
+    held_out = "the coffee machine on floor 3 is offline"  # out of scope, not learnt from
+    wordings = [text for a in ADAPTED_ARTICLES for text in (a.title, *a.questions)]
+
+    def embed(model: Path, texts: list[str]) -> np.ndarray:
+        return Embedder(str(model), tmp_path / f"cache-{model.name}.sqlite").encode(texts)
+
+    def nearest(model: Path, text: str) -> float:
+        vectors = embed(model, [text, *wordings])
+        return float((vectors[1:] @ vectors[0]).max())
+
+    settings = {"epochs": 4, "batch_size": 3, "learning_rate": 1e-4}
+    plain = adapt("", ADAPTED_ARTICLES, tmp_path / "plain", **settings)  # type: ignore[arg-type]
+    declining = adapt("", ADAPTED_ARTICLES, tmp_path / "declining", negatives=negatives, **settings)  # type: ignore[arg-type]
+
+    for negative in negatives:
+        assert nearest(declining.path, negative) < nearest(plain.path, negative) - 0.05
+    assert nearest(declining.path, held_out) < nearest(plain.path, held_out) - 0.03
+    # An article's own wordings stay as close together as without negatives.
+    pair = ["GlobalProtect disconnects", "remote access is unstable"]
+    together = [float(np.prod(embed(model.path, pair), axis=0).sum()) for model in (plain, declining)]
+    assert together[1] == pytest.approx(together[0], abs=0.03)
 
 
 def test_an_instance_serves_what_another_instance_deleted_and_wrote_again(tmp_path: Path, embedder: Embedder) -> None:
