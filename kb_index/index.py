@@ -204,9 +204,9 @@ class SearchIndex:
         return SearchIndex(languages, self.model, self.dimension, self.calibration, hashes=self._hashes)
 
     @property
-    def delta_size(self) -> int:
-        """Articles served from the languages' deltas (0 right after a build)."""
-        return sum(index.delta_size for index in self._languages.values())
+    def edits_since_build(self) -> int:
+        """Articles changed, added or removed since the languages were built (0: nothing to compact)."""
+        return sum(index.edits_since_build for index in self._languages.values())
 
     def with_calibration(self, calibration: Calibration) -> SearchIndex:
         return SearchIndex(

@@ -42,9 +42,9 @@ DENSE_CANDIDATES = 256
 #: lucky wording counts less than several close ones (CLINC150 validation, adapted
 #: MiniLM: top-1 95.8 % with the best unit alone, 96.3 % with the best three).
 DENSE_TOP_UNITS = 3
-#: Changed articles a language keeps in its delta before it is built afresh: at most
-#: this many, and at most an eighth of the built articles (a small language is quick
-#: to build, and its BM25 statistics should not drift).
+#: Edited articles (changed, added or removed) a language serves on top of its build
+#: before it is built afresh: at most this many, and at most an eighth of the built
+#: articles (a small language is quick to build, and its BM25 statistics should not drift).
 DELTA_LIMIT = 1_000
 DELTA_SHARE = 1 / 8
 
@@ -81,7 +81,7 @@ class _Part:
         self.row_count = np.array([len(units) for _, units, _, _ in entries], dtype=np.int64)
         if np.any(self.row_count == 0):
             raise ValueError("every article needs at least one unit (its title)")
-        self.row_start = np.concatenate([[0], np.cumsum(self.row_count)[:-1]]).astype(np.int64)
+        self.row_start = np.cumsum(self.row_count) - self.row_count
         self.unit_row = np.repeat(np.arange(len(entries), dtype=np.int64), self.row_count)
         self.vectors = np.ascontiguousarray(
             np.concatenate([vectors for _, _, vectors, _ in entries]) if entries else np.zeros((0, dimension)),
@@ -136,6 +136,7 @@ class _Built(_Part):
         if units:
             with _one_thread():
                 self.dense.add(self.vectors)
+        self.row_of = {article.id: row for row, article in enumerate(self.articles)}
         self.lexical = bm25s.BM25()
         self.lexical.index(self.documents or [[""]], show_progress=False)
         self.average_length = float(np.mean([len(d) for d in self.documents])) if self.documents else 1.0
@@ -202,9 +203,10 @@ class LanguageIndex:
         return self._built.dense
 
     @property
-    def delta_size(self) -> int:
-        """Articles served from the delta rather than the build."""
-        return len(self._delta.articles) if self._delta else 0
+    def edits_since_build(self) -> int:
+        """Articles changed, added or removed since the build (0: nothing to compact)."""
+        added = sum(a.id not in self._built.row_of for a in self._delta.articles) if self._delta else 0
+        return len(self._hidden) + added
 
     def articles(self) -> list[Article]:
         """Every article served, built ones first."""
@@ -225,18 +227,19 @@ class LanguageIndex:
         """A new index with `changed` articles replaced or added and `removed` ids dropped."""
         gone = removed | {article.id for article, *_ in changed}
         built = self._built
-        hidden = self._hidden | {row for row, article in enumerate(built.articles) if article.id in gone}
+        hidden = self._hidden | {built.row_of[i] for i in gone if i in built.row_of}
         previous = self._delta
         kept = [previous.entry(r) for r, a in enumerate(previous.articles) if a.id not in gone] if previous else []
         delta = kept + changed
-        if len(delta) > min(DELTA_LIMIT, len(built.articles) * DELTA_SHARE):
+        # Hidden articles cost every search a few more neighbours; delta ones a few more dot products.
+        if len(hidden) + len(delta) > min(DELTA_LIMIT, len(built.articles) * DELTA_SHARE):
             entries = [e for e in self.entries() if e[0].id not in gone] + changed
             return LanguageIndex.build(sorted(entries, key=lambda e: e[0].id), built.vectors.shape[1])
         return LanguageIndex(built, _Delta(delta, built) if delta else None, frozenset(hidden))
 
     def compacted(self) -> LanguageIndex:
         """The same articles built afresh: no delta, BM25 statistics up to date."""
-        if self._delta is None and not self._hidden:
+        if not self.edits_since_build:
             return self
         entries = sorted(self.entries(), key=lambda e: e[0].id)
         return LanguageIndex.build(entries, self._built.vectors.shape[1])

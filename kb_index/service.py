@@ -236,14 +236,14 @@ class KnowledgeBase:
             True when a compacted index was swapped in.
         """
         index = self._index
-        if index is None or not index.delta_size:
+        if index is None or not index.edits_since_build:
             return False
         compacted = index.compacted()  # outside the lock: searches and edits go on
         with self._update_lock:
             if self._index is not index:
                 return False  # an edit or a new calibration came first; compact later
             self._index = compacted
-        logger.info("knowledge base compacted %d edited articles into index %s", index.delta_size, compacted.version)
+        logger.info("knowledge base built %d edits into index %s", index.edits_since_build, compacted.version)
         self._save_async(compacted)
         return True
 

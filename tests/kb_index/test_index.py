@@ -38,7 +38,7 @@ def test_a_saved_index_loads_as_it_was_without_analysing_its_articles(
 ) -> None:
     # An edit in a delta is saved like any other article.
     index = SearchIndex.build(demo[1:], embedder).updated(demo[:1], [], embedder)
-    assert index.delta_size == 1
+    assert index.edits_since_build == 1
     index.save(tmp_path)
 
     def no_analysis(article: Article) -> list[str]:
@@ -49,7 +49,7 @@ def test_a_saved_index_loads_as_it_was_without_analysing_its_articles(
 
     assert loaded.version == index.version
     assert loaded.corpus_hash == index.corpus_hash
-    assert loaded.delta_size == 0
+    assert loaded.edits_since_build == 0
     assert rankings(loaded, embedder) == rankings(index.compacted(), embedder)
     manifest = json.loads((tmp_path / index.version / "manifest.json").read_text())
     assert manifest["articles"] == len(demo) and manifest["units"] == index.unit_count
@@ -131,12 +131,12 @@ def test_edits_in_deltas_are_compacted_while_searches_go_on(
     article = kb.index.by_id["printer-add-en"]
     kb.save_article(dataclasses.replace(article, questions=[*article.questions, "zoomx label printer"]), "editor")
     edited = kb.index
-    assert edited.delta_size == 1
+    assert edited.edits_since_build == 1
     assert kb.search("zoomx label printer", "en").results[0].article.id == "printer-add-en"
 
     assert kb.compact()
 
-    assert kb.index is not edited and kb.index.delta_size == 0
+    assert kb.index is not edited and kb.index.edits_since_build == 0
     assert kb.search("zoomx label printer", "en").results[0].article.id == "printer-add-en"
     assert not kb.compact()  # nothing left to compact
     kb.stop()

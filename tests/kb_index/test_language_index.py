@@ -54,7 +54,7 @@ def test_an_edit_is_served_from_a_delta_as_a_rebuild_would_serve_it(
     final = [a for a in demo if a.id not in removed and a.id not in {c.id for c in changed}] + changed
     rebuilt = SearchIndex.build(final, embedder)
 
-    assert edited.delta_size == 3
+    assert edited.edits_since_build == 4  # two changed, one added, one removed
     assert sorted(a.id for a in edited.articles) == sorted(a.id for a in rebuilt.articles)
     assert edited.unit_count == rebuilt.unit_count
     assert edited.corpus_hash == rebuilt.corpus_hash
@@ -87,10 +87,17 @@ def test_a_delta_past_its_limit_is_built_into_the_index(
     built = SearchIndex.build(demo, embedder)
 
     one = built.updated(changed[:1], [], embedder)
-    assert one.delta_size == 1  # 1 of 36 English articles
+    assert one.edits_since_build == 1  # 1 of 36 English articles
     many = one.updated([dataclasses.replace(a, body=a.body + "\n\nUpdated.") for a in demo[:12]], removed, embedder)
-    assert many.delta_size < 12  # past an eighth of a language, that language is built afresh
+    assert many.edits_since_build < 12  # past an eighth of a language, that language is built afresh
     assert sorted(a.id for a in many.articles) == sorted({a.id for a in demo} - set(removed))
+    # Removed articles count too: each one hidden costs every search a few more neighbours.
+    english = [a.id for a in demo if a.language == "en"]
+    few = built.updated([], english[:4], embedder)
+    assert few.edits_since_build == 4
+    fewer = few.updated([], english[4:6], embedder)
+    assert fewer.edits_since_build == 0
+    assert not {a.id for a in fewer.articles} & set(english[:6])
 
 
 def test_compacting_gives_the_index_a_fresh_build_gives(
@@ -105,7 +112,7 @@ def test_compacting_gives_the_index_a_fresh_build_gives(
 
     compacted = edited.compacted()
 
-    assert compacted.delta_size == 0
+    assert compacted.edits_since_build == 0
     fresh = rebuilt.compacted()
     for text, language in (("forgot my password", "en"), ("Zoomx savienojums", "lv"), ("забыл пароль", "ru")):
         vector = embedder.encode_query(text)
