@@ -352,19 +352,20 @@ class SearchIndex:
                 Unit(*json.loads(line)) for line in (directory / "units.jsonl").read_text(encoding="utf-8").splitlines()
             ]
             documents = _saved_documents(directory, manifest, articles)
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise IndexNotReady(f"index at {directory} is unreadable ({exc}); rebuild it") from exc
-        if len(units) != len(vectors) or (len(vectors) and vectors.shape[1] != manifest["dimension"]):
-            raise IndexNotReady(f"index at {directory} is inconsistent; rebuild it")
-        return cls.from_units(
-            articles,
-            units,
-            vectors.astype(np.float32, copy=False),
-            manifest["model"],
-            Calibration.from_dict(manifest.get("calibration", {})),
-            version=manifest["version"],
-            documents=documents,
-        )
+            if len(units) != len(vectors) or (len(vectors) and vectors.shape[1] != manifest["dimension"]):
+                raise IndexNotReady(f"index at {directory} is inconsistent; rebuild it")
+            return cls.from_units(
+                articles,
+                units,
+                vectors.astype(np.float32, copy=False),
+                manifest["model"],
+                Calibration.from_dict(manifest.get("calibration", {})),
+                version=manifest["version"],
+                documents=documents,
+            )
+        except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            # Whatever is wrong in its files, the service builds afresh from the database.
+            raise IndexNotReady(f"index at {directory} is unreadable ({exc!r}); rebuild it") from exc
 
 
 def _saved_documents(directory: Path, manifest: dict[str, Any], articles: list[Article]) -> dict[str, list[str]]:

@@ -84,6 +84,14 @@ def test_an_index_saved_by_another_analyser_is_analysed_afresh(
         (lambda d: (d / "terms.jsonl").write_text('["a"]\n'), "unreadable"),
         (lambda d: np.save(d / "vectors.npy", np.zeros((3, 384), np.float32)), "inconsistent"),
         (lambda d: (d / "manifest.json").write_text("{"), "unreadable"),
+        (
+            lambda d: (d / "articles.jsonl").write_text((d / "articles.jsonl").read_text().replace('"en"', '"xx"')),
+            "unreadable",
+        ),
+        (
+            lambda d: (d / "units.jsonl").write_text((d / "units.jsonl").read_text().replace("[0,", "[99,")),
+            "unreadable",
+        ),
     ],
 )
 def test_a_damaged_index_is_refused_with_a_reason(
