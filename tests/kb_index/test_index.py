@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -147,5 +148,30 @@ def test_edits_in_deltas_are_compacted_while_searches_go_on(
     assert kb.index is not edited and kb.index.edits_since_build == 0
     assert kb.search("zoomx label printer", "en").results[0].article.id == "printer-add-en"
     assert not kb.compact()  # nothing left to compact
+    kb.stop()
+    db.dispose()
+
+
+def test_the_watcher_compacts_once_edits_stop(
+    tmp_path: Path, demo: list[Article], embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kb_index.service as service_module
+
+    monkeypatch.setattr(service_module, "COMPACT_AFTER", 1.0)
+    db = Database(f"sqlite:///{tmp_path}/kb.db")
+    migrate(db.engine)
+    kb = KnowledgeBase(db, embedder, tmp_path / "index")
+    kb.import_articles(demo, "test")
+    kb.start(watch_interval=0.1)
+    article = kb.index.by_id["vpn-connect-en"]
+    kb.save_article(dataclasses.replace(article, title="Connect to the VPN with GlobalProtect"), "editor")
+    assert kb.index.edits_since_build == 1
+
+    deadline = time.monotonic() + 20
+    while kb.index.edits_since_build and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    assert kb.index.edits_since_build == 0
+    assert kb.index.by_id["vpn-connect-en"].title == "Connect to the VPN with GlobalProtect"
     kb.stop()
     db.dispose()
