@@ -367,6 +367,7 @@ def engine(size: int, cache: Path, out: Path) -> None:
     report: dict[str, Any] = {"size": size, "rss_start_mb": own_rss_mb()}
     embedder = Embedder("", cache_path=cache)
     embedder.encode_query("warm up")
+    embedder.encode_uncached(["warm up"])  # the bulk path's bfloat16 copy, as the service makes at start
     report["rss_model_mb"] = own_rss_mb()
     items = synthetic(size)
     articles = [s.article for s in items]

@@ -139,7 +139,10 @@ class KnowledgeBase:
         """Loads the saved index (or builds one), then keeps it in step with the database."""
         self.load_saved()
         self.refresh()
-        self.embedder.encode_query("warm up")  # load the model now, not on a user's first question
+        # Load both paths now, not on a user's first question or an editor's first edit
+        # (the bulk path makes its bfloat16 copy of the model on first use).
+        self.embedder.encode_query("warm up")
+        self.embedder.encode_uncached(["warm up"])
         if watch_interval:
             self._watcher = threading.Thread(target=self._watch, args=(watch_interval,), name="kb-watcher", daemon=True)
             self._watcher.start()
