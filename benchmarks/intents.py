@@ -73,21 +73,18 @@ def _environment() -> dict[str, str]:
 
 
 # -- firstline's engine ------------------------------------------------------
-#: Epochs of `firstline kb adapt` (contrastive fine-tuning on the example questions).
-ADAPT_EPOCHS = 1
-
-
-def run_engine(dataset: IntentDataset, cache_dir: Path, full: bool = False, use_negatives: bool = True) -> SystemResult:
+def run_engine(dataset: IntentDataset, cache_dir: Path, adapt_epochs: int, full: bool = False) -> SystemResult:
     """Adapts the model, fits the index on validation and searches the test queries.
 
     The index is fitted with the first of `OBJECTIVES`, then re-tuned for the others.
 
     Args:
+        adapt_epochs: epochs of `firstline kb adapt`; the data set's out-of-scope training
+            questions, if any, are its negatives.
         full: once the thresholds are fitted, the articles also take the validation
             utterances (`IntentDataset.full_articles`); the adapted model stays the same.
-        use_negatives: adapt with the data set's out-of-scope training questions as negatives.
     """
-    negatives = dataset.negatives if use_negatives else []
+    negatives = dataset.negatives
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     started = time.monotonic()
     engine = fit_engine(
@@ -96,7 +93,7 @@ def run_engine(dataset: IntentDataset, cache_dir: Path, full: bool = False, use_
         Embedder("", cache_path=cache_dir / "embeddings.sqlite"),
         objective=OBJECTIVES[0],
         clarify=False,
-        adapt_epochs=ADAPT_EPOCHS,
+        adapt_epochs=adapt_epochs,
         adapted_dir=cache_dir / "models",
         negatives=negatives,
     )
@@ -136,7 +133,7 @@ def run_engine(dataset: IntentDataset, cache_dir: Path, full: bool = False, use_
         if not timed:
             timed = evaluate(end_to_end, sample)
     calibration = calibrations[OBJECTIVES[0]].for_language("en")
-    name = f"firstline engine (MiniLM-L6 adapted for {ADAPT_EPOCHS} epoch"
+    name = f"firstline engine (MiniLM-L6 adapted for {adapt_epochs} epoch{'s' if adapt_epochs > 1 else ''}"
     name += ", oos_train as negatives, + BM25)" if negatives else ", + BM25)"
     return SystemResult(
         name + (", then all labelled utterances as examples" if final is not engine.index else ""),
