@@ -88,7 +88,7 @@ def serve(
         if config.is_development:
             from firstline.bootstrap import ensure_demo_kb, ensure_dev_accounts
 
-            kb.start(watch_interval=None)
+            kb.start(watch_interval=None, warm_up=False)
             ensure_dev_accounts(kb.db)
             ensure_demo_kb(config, kb.db, kb)
             kb.flush()
@@ -166,7 +166,7 @@ def up(
 
 
 # -- knowledge base ---------------------------------------------------------------
-def _open_kb(watch: bool = False) -> Any:
+def _open_kb(onnx_queries: bool = True) -> Any:
     from firstline.db import Database, migrate
     from kb_index.embedder import Embedder
     from kb_index.service import KnowledgeBase
@@ -175,7 +175,9 @@ def _open_kb(watch: bool = False) -> Any:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(config.sqlalchemy_url)
     migrate(db.engine)
-    embedder = Embedder(config.effective_embedding_model, config.data_dir / "embedding-cache.sqlite")
+    embedder = Embedder(
+        config.effective_embedding_model, config.data_dir / "embedding-cache.sqlite", onnx_queries=onnx_queries
+    )
     return KnowledgeBase(db, embedder, config.index_dir)
 
 
@@ -339,9 +341,9 @@ def kb_search(
     from kb_index.api import search_out
     from kb_index.errors import KnowledgeBaseError
 
-    kb = _open_kb()
+    kb = _open_kb(onnx_queries=False)  # the export would cost more than it saves on one question
     try:
-        kb.start(watch_interval=None)
+        kb.start(watch_interval=None, warm_up=False)
         result = kb.search(text, lang, top_k)
     except KnowledgeBaseError as exc:
         raise fail(str(exc)) from None

@@ -70,7 +70,13 @@ class Embedder:
         model: str = "",
         cache_path: Path | None = None,
         batch_size: int | None = None,
+        onnx_queries: bool = True,
     ) -> None:
+        """
+        Args:
+            onnx_queries: False runs single queries on torch too, which spares a process that
+                asks one question the export (a second or more) that ONNX Runtime needs.
+        """
         self.model_name = model or BUNDLED_MODEL
         #: None: 16 texts per batch in float32, 32 in bfloat16 (the fastest of 16-128, measured).
         self.batch_size = batch_size
@@ -79,7 +85,7 @@ class Embedder:
         self._bulk_model: Any = None
         #: The ONNX Runtime copy for single queries (None until exported or if the export failed).
         self._query_encoder: OnnxQueryEncoder | None = None
-        self._query_encoder_tried = False
+        self._query_encoder_tried = not onnx_queries
         self.cache_path = cache_path
         self._cache_lock = threading.Lock()
         self._cache: sqlite3.Connection | None = None

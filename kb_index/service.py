@@ -135,14 +135,19 @@ class KnowledgeBase:
         with self._update_lock:
             self._index = index
 
-    def start(self, watch_interval: float | None = 1.0) -> None:
-        """Loads the saved index (or builds one), then keeps it in step with the database."""
+    def start(self, watch_interval: float | None = 1.0, warm_up: bool = True) -> None:
+        """Loads the saved index (or builds one), then keeps it in step with the database.
+
+        Args:
+            warm_up: load both embedding paths now, not on a user's first question or an
+                editor's first edit (the bulk path makes its bfloat16 copy of the model on
+                first use); a command that asks one question has nothing to gain.
+        """
         self.load_saved()
         self.refresh()
-        # Load both paths now, not on a user's first question or an editor's first edit
-        # (the bulk path makes its bfloat16 copy of the model on first use).
-        self.embedder.encode_query("warm up")
-        self.embedder.encode_uncached(["warm up"])
+        if warm_up:
+            self.embedder.encode_query("warm up")
+            self.embedder.encode_uncached(["warm up"])
         if watch_interval:
             self._watcher = threading.Thread(target=self._watch, args=(watch_interval,), name="kb-watcher", daemon=True)
             self._watcher.start()

@@ -117,3 +117,17 @@ def test_a_model_onnx_cannot_take_faithfully_still_embeds_queries_with_torch(
     assert logged in caplog.text
     vector = fallback.encode_query(TEXTS[0])
     assert (vector * embedder.encode_query(TEXTS[0])).sum() > 0.9999
+
+
+def test_an_embedder_told_not_to_export_answers_queries_on_torch(
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    reference = embedder.encode_query(TEXTS[1])  # the shared embedder's export is done by now
+    exports: list[object] = []
+    monkeypatch.setattr(torch.onnx, "export", lambda *args, **kwargs: exports.append(args))
+    one_shot = Embedder("", onnx_queries=False)
+    one_shot._model = embedder.model
+    assert (one_shot.encode_query(TEXTS[1]) * reference).sum() > 0.9999
+    assert one_shot.query_runtime == "torch" and exports == []
