@@ -295,21 +295,21 @@ def train_rasa(
     rasa_dir = cache_dir / "rasa"
     rasa_dir.mkdir(parents=True, exist_ok=True)
     log = rasa_dir / f"{dataset.name}-{config}.log"
-    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="firstline-rasa-spec-") as handle:
-        json.dump(spec, handle)
-        handle.flush()
+    with tempfile.TemporaryDirectory(prefix="firstline-rasa-") as work:
+        spec_file, output = Path(work) / "spec.json", Path(work) / "result.json"
+        spec_file.write_text(json.dumps(spec))
         with log.open("w") as stderr:
             done = subprocess.run(
-                [str(BOT_PYTHON), str(RASA_SCRIPT), handle.name, str(rasa_dir)],
-                stdout=subprocess.PIPE,
+                [str(BOT_PYTHON), str(RASA_SCRIPT), str(spec_file), str(rasa_dir), str(output)],
+                stdout=stderr,
                 stderr=stderr,
                 env=_environment(),
                 cwd=REPO_ROOT,
                 check=False,
             )
-    if done.returncode != 0:
-        raise RuntimeError(f"Rasa {config} failed with exit code {done.returncode}; see {log}")
-    result = json.loads(done.stdout)
+        if done.returncode != 0 or not output.is_file():
+            raise RuntimeError(f"Rasa {config} failed with exit code {done.returncode}; see {log}")
+        result = json.loads(output.read_text())
     return RasaRun(
         config,
         int(result["epochs"]),

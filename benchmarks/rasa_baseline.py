@@ -1,10 +1,10 @@
 """Trains and runs a Rasa 3.6 NLU baseline; run with the bot env's Python, not imported by the app.
 
-Usage: ``.venv-bot/bin/python benchmarks/rasa_baseline.py INPUT.json CACHE_DIR``
+Usage: ``.venv-bot/bin/python benchmarks/rasa_baseline.py INPUT.json CACHE_DIR OUTPUT.json``
 
 INPUT.json holds ``{"name", "config": "diet" | "response_selector", "epochs",
 "train": [[text, label], ...], "evaluate": {split: [[text, label or null], ...]}}``.
-The script prints one JSON object on stdout: ``{"key", "epochs", "train_seconds",
+The script writes one JSON object to OUTPUT.json: ``{"key", "epochs", "train_seconds",
 "predict_seconds", "predictions": {split: [{"label", "prediction", "confidence", "ms"}, ...]}}``.
 Trained models and predictions are kept under CACHE_DIR/<key>/, where the key hashes
 the data, the pipeline and the Rasa version, so a second run only reads the cache.
@@ -141,7 +141,7 @@ def run(spec: dict[str, Any], cache_dir: Path) -> dict[str, Any]:
     target.mkdir(parents=True, exist_ok=True)
     model = target / "model.tar.gz"
     train_seconds = 0.0
-    # Rasa prints progress and notices on stdout; stdout is reserved for the JSON result.
+    # Rasa prints progress and notices on stdout; keep them with the rest of the log.
     with contextlib.redirect_stdout(sys.stderr):
         from rasa.utils.log_utils import configure_structlog
 
@@ -192,13 +192,15 @@ def run(spec: dict[str, Any], cache_dir: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 2:
+    if len(argv) != 3:
         raise SystemExit(__doc__)
     os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     spec = json.loads(Path(argv[0]).read_text())
-    print(json.dumps(run(spec, Path(argv[1]))))
+    # A file, not stdout: TensorFlow's C++ side writes to the process's stdout directly, and
+    # once put a line into the middle of the printed result.
+    Path(argv[2]).write_text(json.dumps(run(spec, Path(argv[1]))))
 
 
 if __name__ == "__main__":
