@@ -1,8 +1,9 @@
 """CLINC150 (full) as a knowledge base: in-scope accuracy and out-of-scope recall on test.
 
-Compared in one run on the same data (train + oos_train): firstline's engine, plain BM25, Rasa 3.6 DIET with a fallback
-threshold and Rasa's ResponseSelector, each with one answer/none threshold fitted on
-val + oos_val; and the figures published by Larson et al. 2019.
+Compared in one run on the same data (train + oos_train): firstline's engine, plain
+BM25, Rasa 3.6 DIET with a fallback threshold and Rasa's ResponseSelector, each with one
+answer/none threshold fitted on val + oos_val; and the figures published by Larson et
+al. 2019.
 """
 
 from __future__ import annotations

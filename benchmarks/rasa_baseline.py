@@ -14,7 +14,6 @@ Thresholds are not applied here: the caller fits them on the validation predicti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -141,40 +140,39 @@ def run(spec: dict[str, Any], cache_dir: Path) -> dict[str, Any]:
     target.mkdir(parents=True, exist_ok=True)
     model = target / "model.tar.gz"
     train_seconds = 0.0
-    # Rasa prints progress and notices on stdout; keep them with the rest of the log.
-    with contextlib.redirect_stdout(sys.stderr):
-        from rasa.utils.log_utils import configure_structlog
+    # Rasa prints progress and notices on stdout, which the caller sends to the log.
+    from rasa.utils.log_utils import configure_structlog
 
-        # Rasa logs every parsed message at debug level; thousands of them only cost time.
-        configure_structlog(logging.WARNING)
-        if not model.is_file():
-            from rasa.model_training import train_nlu
+    # Rasa logs every parsed message at debug level; thousands of them only cost time.
+    configure_structlog(logging.WARNING)
+    if not model.is_file():
+        from rasa.model_training import train_nlu
 
-            with tempfile.TemporaryDirectory(prefix="firstline-rasa-") as work:
-                folder = Path(work)
-                (folder / "config.yml").write_text(config)
-                (folder / "nlu.yml").write_text(nlu)
-                (folder / "domain.yml").write_text(domain_yaml(kind))
-                started = time.monotonic()
-                trained = train_nlu(
-                    str(folder / "config.yml"),
-                    str(folder / "nlu.yml"),
-                    str(folder / "out"),
-                    fixed_model_name="model",
-                    domain=str(folder / "domain.yml"),
-                )
-                train_seconds = time.monotonic() - started
-                if not trained:
-                    raise SystemExit("rasa training produced no model")
-                # The temporary directory may be on another file system than the cache.
-                shutil.move(trained, model)
-                (target / "train_seconds").write_text(f"{train_seconds:.1f}")
-        else:
-            train_seconds = float((target / "train_seconds").read_text())
-        (target / "config.yml").write_text(config)
-        started = time.monotonic()
-        predictions = asyncio.run(_predict(model, kind, spec["evaluate"]))
-        predict_seconds = time.monotonic() - started
+        with tempfile.TemporaryDirectory(prefix="firstline-rasa-") as work:
+            folder = Path(work)
+            (folder / "config.yml").write_text(config)
+            (folder / "nlu.yml").write_text(nlu)
+            (folder / "domain.yml").write_text(domain_yaml(kind))
+            started = time.monotonic()
+            trained = train_nlu(
+                str(folder / "config.yml"),
+                str(folder / "nlu.yml"),
+                str(folder / "out"),
+                fixed_model_name="model",
+                domain=str(folder / "domain.yml"),
+            )
+            train_seconds = time.monotonic() - started
+            if not trained:
+                raise SystemExit("rasa training produced no model")
+            # The temporary directory may be on another file system than the cache.
+            shutil.move(trained, model)
+            (target / "train_seconds").write_text(f"{train_seconds:.1f}")
+    else:
+        train_seconds = float((target / "train_seconds").read_text())
+    (target / "config.yml").write_text(config)
+    started = time.monotonic()
+    predictions = asyncio.run(_predict(model, kind, spec["evaluate"]))
+    predict_seconds = time.monotonic() - started
     result = {
         "key": key,
         "name": spec.get("name", ""),
