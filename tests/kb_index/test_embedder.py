@@ -50,12 +50,16 @@ def test_bulk_vectors_match_query_vectors(embedder: Embedder) -> None:
     np.testing.assert_allclose(np.linalg.norm(bulk, axis=1), 1.0, atol=1e-5)
 
 
-def test_bulk_work_in_many_batches_returns_each_texts_own_vector(embedder: Embedder) -> None:
+def test_bulk_work_in_many_batches_returns_each_texts_own_vector(tmp_path: Path, embedder: Embedder) -> None:
     # Bulk work is batched by tokens in length order: 40 texts of up to ~250 tokens
     # make several batches, and the vectors must come back in the callers' order.
+    cached = Embedder("", tmp_path / "cache.sqlite")
+    cached._model = embedder.model
     lengths = np.random.default_rng(7).permutation(40) * 6
     texts = [f"{TEXTS[n % 3]} {' '.join(f'word{k}' for k in range(n))}" for n in lengths]
-    bulk = embedder.encode_uncached(texts)
+    reported: list[int] = []
+    bulk = cached.encode(texts, progress=reported.append)
+    assert sum(reported) == len(texts) and len(reported) > 1  # progress comes batch by batch
     single = np.vstack([embedder.encode_query(text) for text in texts])
     assert (bulk * single).sum(axis=1).min() > 0.999
 
