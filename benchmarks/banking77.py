@@ -14,6 +14,7 @@ from benchmarks.common import table
 from benchmarks.datasets import BANKING77_SEED, load_banking77
 from benchmarks.intents import SystemResult, rasa_training_table, run_bm25, run_engine, run_rasa
 from firstline.config import Settings
+from kb_index.encoders import BUNDLED_MINILM
 
 #: Epochs of `firstline kb adapt`; not tuned on this data set (CLINC150's validation chose 3).
 ADAPT_EPOCHS = 1
@@ -39,6 +40,9 @@ def run(settings: Settings) -> str:
     results: list[SystemResult] = [
         run_engine(dataset, cache, ADAPT_EPOCHS),
         run_engine(dataset, cache, ADAPT_EPOCHS, full=True),
+        run_engine(dataset, cache, 0),
+        run_engine(dataset, cache, ADAPT_EPOCHS, model=BUNDLED_MINILM),
+        run_engine(dataset, cache, 0, model=BUNDLED_MINILM),
         run_bm25(dataset),
     ]
     rasa, failures = run_rasa(dataset, cache, RASA_EPOCHS)

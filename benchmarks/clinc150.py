@@ -14,6 +14,7 @@ from benchmarks.common import table
 from benchmarks.datasets import load_clinc150
 from benchmarks.intents import OBJECTIVES, SystemResult, rasa_training_table, run_bm25, run_engine, run_rasa
 from firstline.config import Settings
+from kb_index.encoders import BUNDLED_MINILM
 
 #: Epochs of `firstline kb adapt` (bfloat16 autocast), chosen on validation: top-1 %, then
 #: in-scope % / out-of-scope recall % with the accuracy_floor threshold:
@@ -52,6 +53,9 @@ def run(settings: Settings) -> str:
     cache = settings.data_dir / "bench-cache"
     results: list[SystemResult] = [
         run_engine(dataset, cache, ADAPT_EPOCHS),
+        run_engine(dataset, cache, 0),
+        run_engine(dataset, cache, ADAPT_EPOCHS, model=BUNDLED_MINILM),
+        run_engine(dataset, cache, 0, model=BUNDLED_MINILM),
         run_bm25(dataset),
     ]
     rasa, failures = run_rasa(dataset, cache, RASA_EPOCHS, RASA_MAX_PER_INTENT)

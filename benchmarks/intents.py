@@ -29,6 +29,7 @@ from benchmarks.datasets import OUT_OF_SCOPE, IntentDataset
 from firstline.config import REPO_ROOT
 from kb_index.corpus import Article
 from kb_index.embedder import Embedder
+from kb_index.encoders import DEFAULT_MODEL
 from kb_index.index import SearchIndex
 from kb_index.tuning import (
     MIN_IN_SCOPE_ACCURACY,
@@ -73,12 +74,15 @@ def _environment() -> dict[str, str]:
 
 
 # -- firstline's engine ------------------------------------------------------
-def run_engine(dataset: IntentDataset, cache_dir: Path, adapt_epochs: int, full: bool = False) -> SystemResult:
+def run_engine(
+    dataset: IntentDataset, cache_dir: Path, adapt_epochs: int, full: bool = False, model: str = ""
+) -> SystemResult:
     """Adapts the model, fits the index on validation and searches the test queries.
 
     The index is fitted with the first of `OBJECTIVES`, then re-tuned for the others.
 
     Args:
+        model: the embedding model setting (empty: the default encoder).
         adapt_epochs: epochs of `firstline kb adapt`; the data set's out-of-scope training
             questions, if any, are its negatives.
         full: once the thresholds are fitted, the articles also take the validation
@@ -90,7 +94,7 @@ def run_engine(dataset: IntentDataset, cache_dir: Path, adapt_epochs: int, full:
     engine = fit_engine(
         dataset.articles,
         dataset.validation,
-        Embedder("", cache_path=cache_dir / "embeddings.sqlite"),
+        Embedder(model, cache_path=cache_dir / "embeddings.sqlite"),
         objective=OBJECTIVES[0],
         clarify=False,
         adapt_epochs=adapt_epochs,
@@ -100,14 +104,14 @@ def run_engine(dataset: IntentDataset, cache_dir: Path, adapt_epochs: int, full:
     fit_seconds = time.monotonic() - started
     embedder = engine.embedder
     calibrations = {OBJECTIVES[0]: engine.index.calibration} | {
-        objective: tune(engine.index, embedder.encode, dataset.validation, objective, clarify=False)
+        objective: tune(engine.index, embedder.encode_queries, dataset.validation, objective, clarify=False)
         for objective in OBJECTIVES[1:]
     }
     final = engine.index
     if full and dataset.full_articles is not None:
         final = final.updated(dataset.full_articles, [], embedder)
     texts = [q.query for q in dataset.test]
-    vectors = embedder.encode(texts)
+    vectors = embedder.encode_queries(texts)
     row_of = {text: i for i, text in enumerate(texts)}
     # Batch-embedded vectors keep the accuracy run fast; a user's query is embedded alone.
     sample = _sample(dataset.test, LATENCY_SAMPLE)
@@ -133,8 +137,12 @@ def run_engine(dataset: IntentDataset, cache_dir: Path, adapt_epochs: int, full:
         if not timed:
             timed = evaluate(end_to_end, sample)
     calibration = calibrations[OBJECTIVES[0]].for_language("en")
-    name = f"firstline engine (MiniLM-L6 adapted for {adapt_epochs} epoch{'s' if adapt_epochs > 1 else ''}"
-    name += ", oos_train as negatives, + BM25)" if negatives else ", + BM25)"
+    encoder = (model or DEFAULT_MODEL).removeprefix("bundled:")
+    if adapt_epochs:
+        name = f"firstline engine ({encoder} adapted for {adapt_epochs} epoch{'s' if adapt_epochs > 1 else ''}"
+        name += ", oos_train as negatives, + BM25)" if negatives else ", + BM25)"
+    else:
+        name = f"firstline engine ({encoder}, not adapted, + BM25)"
     return SystemResult(
         name + (", then all labelled utterances as examples" if final is not engine.index else ""),
         tests,

@@ -242,15 +242,18 @@ def kb_export(path: Annotated[Path, typer.Argument(help="A directory (Markdown) 
 
 
 def _build(kb: Any, rebuild: bool) -> None:
-    from kb_index.index import article_units
+    from kb_index.index import UNIT_KINDS, article_units, embed_units
 
     kb.load_saved()  # unchanged articles keep their vectors
     articles = [a for a in kb.all_articles() if a.status == "published"]
-    texts = [u.text for i, a in enumerate(articles) for u in article_units(a, i)]
-    missing = kb.embedder.count_missing(texts)
+    units = [u for i, a in enumerate(articles) for u in article_units(a, i)]
+    missing = sum(
+        kb.embedder.count_missing([u.text for u in units if UNIT_KINDS[u.kind] == kind], kind)
+        for kind in set(UNIT_KINDS.values())
+    )
     if missing:
         with typer.progressbar(length=missing, label=f"Embedding {missing} new texts") as bar:
-            kb.embedder.encode(texts, progress=bar.update)
+            embed_units(kb.embedder, units, progress=bar.update)
     started = time.perf_counter()
     changed = kb.refresh(rebuild=rebuild or not kb.ready)
     kb.compact()  # what the command line saves is built whole, with no edits in deltas
@@ -290,6 +293,7 @@ def kb_adapt(
     Example: firstline kb adapt --epochs 1 --negatives hr-questions.jsonl && firstline kb tune content/eval
     """
     from kb_index.adapt import adapt, corpus_fingerprint
+    from kb_index.encoders import DEFAULT_MODEL
     from kb_index.errors import CorpusError
     from kb_index.tuning import read_queries
 
@@ -309,7 +313,7 @@ def kb_adapt(
     articles = [a for a in _open_kb().all_articles() if a.status == "published"]
     if not articles:
         raise fail("no published articles to learn from; import some first")
-    name = f"adapted-{corpus_fingerprint('', articles, epochs, declined)}"
+    name = f"adapted-{corpus_fingerprint(DEFAULT_MODEL, articles, epochs, declined)}"
     folder = config.adapted_pointer.parent / name
     with typer.progressbar(length=100, label="Adapting the model") as bar:
         done = [0]
@@ -319,7 +323,7 @@ def kb_adapt(
             bar.update(target - done[0])
             done[0] = target
 
-        report = adapt("", articles, folder, epochs=epochs, negatives=declined, progress=advance)
+        report = adapt(DEFAULT_MODEL, articles, folder, epochs=epochs, negatives=declined, progress=advance)
     pointer = config.adapted_pointer.with_suffix(".tmp")
     pointer.write_text(name)
     pointer.replace(config.adapted_pointer)
@@ -488,7 +492,13 @@ def agents_create(
 
 
 def main() -> None:
-    app()
+    from kb_index.errors import EncoderError
+
+    try:
+        app()
+    except EncoderError as exc:  # a missing or corrupt model: whichever command needed it
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from kb_index.corpus import Article
-from kb_index.embedder import _bfloat16_is_native, resolve_model_path
+from kb_index.encoders import open_encoder
+from kb_index.encoders.sentence_transformer import SentenceTransformerEncoder, bfloat16_is_native
 
 
 @dataclass(frozen=True)
@@ -108,12 +109,20 @@ def adapt(
     Returns:
         Where the model went and what the training saw.
     """
+    import shutil
+
     import torch
-    from sentence_transformers import SentenceTransformer
+
+    from kb_index.encoders import bundled_e5
 
     started = time.monotonic()
     torch.manual_seed(13)
-    model = SentenceTransformer(resolve_model_path(base_model), device="cpu")
+    encoder = open_encoder(base_model, onnx_queries=False)
+    if not isinstance(encoder, SentenceTransformerEncoder):
+        raise ValueError(f"{base_model!r} is not a sentence-transformers model; only those can be adapted")
+    model = encoder.model
+    # Questions are what users ask: they train with the model's query prefix, if it has one.
+    prefix = encoder.prefix("query")
     # Every epoch pairs each wording with another partner, so a second epoch teaches more.
     epoch_pairs = [training_pairs(articles, seed=13 + epoch) for epoch in range(epochs)]
     pairs = epoch_pairs[0]
@@ -124,15 +133,15 @@ def adapt(
         optimizer, lambda step: min(1.0, (step + 1) / warmup) * max(0.0, 1 - step / max(1, len(schedule)))
     )
     if bfloat16 is None:
-        bfloat16 = _bfloat16_is_native()
+        bfloat16 = bfloat16_is_native()
     negative_pool = list(dict.fromkeys(negatives))
     rng = random.Random(17)
     model.train()
     for step, batch in enumerate(schedule):
         extra = rng.sample(negative_pool, min(len(negative_pool), max(1, len(batch) // 4))) if negative_pool else []
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
-            anchors = _embed(model, [p[1] for p in batch]).float()
-            candidates = _embed(model, [p[2] for p in batch] + extra).float()
+            anchors = _embed(model, [prefix + p[1] for p in batch]).float()
+            candidates = _embed(model, [prefix + p[2] for p in batch] + [prefix + n for n in extra]).float()
         scores = scale * anchors @ candidates.T
         labels = torch.arange(len(batch))
         # Symmetric: each anchor must pick its positive among the positives and negatives,
@@ -151,6 +160,9 @@ def adapt(
     model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
+    source = Path(encoder.path)
+    if (source / bundled_e5.Q4_FILE).is_file():  # the 4-bit word embedding, frozen in training
+        shutil.copy(source / bundled_e5.Q4_FILE, out_dir / bundled_e5.Q4_FILE)
     return AdaptReport(out_dir, len(pairs), len(schedule), time.monotonic() - started)
 
 

@@ -269,7 +269,7 @@ def gaps(
     lang: Literal["en", "lv", "ru"] | None = None,
 ) -> list[dict[str, Any]]:
     """Questions the bot did not resolve, grouped by meaning, most frequent first."""
-    return insights.content_gaps(session, kb.embedder, days, limit, lang)
+    return insights.content_gaps(session, kb.embedder, days, limit, lang, kb.background)
 
 
 @router.get("/dashboard")

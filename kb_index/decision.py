@@ -1,11 +1,16 @@
 """From ranked candidates to one confidence in [0, 1] and a decision.
 
-The ranking score of an article fuses its dense similarity with its lexical score:
-``fused = w * dense + (1 - w) * lexical``, where ``lexical`` is the BM25 score
+The ranking score of an article fuses its dense similarity with its lexical score
+(`kb_index.language_index.fused`): ``fused = w * dense + (1 - w) * lexical``, where
+``dense`` is the cosine measured from the language's background similarity (what
+unrelated texts score with this encoder) up to 1, and ``lexical`` is the BM25 score
 divided by the best BM25 score for the query. Confidence is a logistic function of
 three features of the ranking (the top fused score, its margin over the runner-up
 and the top dense score); its coefficients, the weight ``w`` and both thresholds are
 fitted per language by `kb_index.tuning` on labelled validation queries.
+
+An untuned index uses `LanguageCalibration`'s defaults: the pooled fit (objective
+"utility") of the default encoder on the demo knowledge base's validation split.
 """
 
 from __future__ import annotations
@@ -19,12 +24,12 @@ Decision = Literal["answer", "clarify", "none"]
 
 @dataclass
 class LanguageCalibration:
-    dense_weight: float = 0.7
+    dense_weight: float = 0.85
     #: Logistic coefficients for (top fused, margin, top dense).
-    coef: tuple[float, float, float] = (9.0, 10.0, 4.0)
-    intercept: float = -7.0
-    answer_threshold: float = 0.55
-    clarify_threshold: float = 0.3
+    coef: tuple[float, float, float] = (5.9, 9.4, 3.7)
+    intercept: float = -3.8
+    answer_threshold: float = 0.74
+    clarify_threshold: float = 0.46
 
     def confidence(self, top: float, margin: float, dense: float) -> float:
         z = self.intercept + self.coef[0] * top + self.coef[1] * margin + self.coef[2] * dense

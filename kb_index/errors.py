@@ -7,6 +7,7 @@ from dataclasses import dataclass
 __all__ = [
     "ArticleNotFound",
     "CorpusError",
+    "EncoderError",
     "IndexNotReady",
     "KnowledgeBaseError",
     "Problem",
@@ -45,6 +46,10 @@ class QueryError(KnowledgeBaseError, ValueError):
 
 class ArticleNotFound(KnowledgeBaseError, LookupError):
     """No article with that id."""
+
+
+class EncoderError(KnowledgeBaseError):
+    """The embedding model cannot be used: missing, corrupt, or not the one an index was built with."""
 
 
 class IndexNotReady(KnowledgeBaseError):

@@ -24,8 +24,15 @@ import numpy as np
 from kb_index.corpus import LANGUAGES, Article
 from kb_index.decision import Calibration, Decision
 from kb_index.embedder import Embedder
+from kb_index.encoders import Kind
 from kb_index.errors import IndexNotReady
-from kb_index.language_index import Entry, LanguageIndex, ScoredArticle, Unit
+from kb_index.language_index import (
+    Entry,
+    LanguageIndex,
+    ScoredArticle,
+    Unit,
+    background_similarity,
+)
 from kb_index.text import ANALYZER_VERSION, analyze
 
 FORMAT_VERSION = 1
@@ -72,6 +79,20 @@ def article_units(article: Article, position: int) -> list[Unit]:
     return units
 
 
+#: What each kind of unit is to the encoder: an example question is worded as users ask.
+UNIT_KINDS: dict[str, Kind] = {"title": "passage", "question": "query", "passage": "passage"}
+
+
+def embed_units(embedder: Embedder, units: Sequence[Unit], progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """The units' vectors in order, each embedded as its kind's `UNIT_KINDS` says."""
+    vectors = np.zeros((len(units), embedder.dimension), dtype=np.float32)
+    for kind in dict.fromkeys(UNIT_KINDS.values()):
+        rows = [row for row, unit in enumerate(units) if UNIT_KINDS[unit.kind] == kind]
+        if rows:
+            vectors[rows] = embedder.encode([units[row].text for row in rows], progress=progress, kind=kind)
+    return vectors
+
+
 def lexical_document(article: Article) -> list[str]:
     # The title and the questions are how users phrase the need: count them twice.
     head = " ".join([article.title, *article.questions])
@@ -103,6 +124,7 @@ class SearchIndex:
         known = hashes or {}
         self._hashes = {a.id: known.get(a.id) or a.content_hash() for a in self.articles}
         self.unit_count = sum(index.unit_count for index in languages.values())
+        self._backgrounds = _backgrounds(languages)
         if not version:
             stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.built_at))
             version = f"{stamp}-{self.corpus_hash[:8]}-{secrets.token_hex(2)}"
@@ -156,9 +178,7 @@ class SearchIndex:
         published = [a for a in articles if a.status == "published"]
         published.sort(key=lambda a: a.id)
         units = [u for i, a in enumerate(published) for u in article_units(a, i)]
-        vectors = embedder.encode([u.text for u in units], progress=progress)
-        if not len(units):
-            vectors = np.zeros((0, embedder.dimension), dtype=np.float32)
+        vectors = embed_units(embedder, units, progress)
         return cls.from_units(published, units, vectors, embedder.model_name, calibration)
 
     def updated(
@@ -175,8 +195,7 @@ class SearchIndex:
         """
         published = [a for a in changed if a.status == "published"]
         units = [article_units(a, 0) for a in published]
-        texts = [u.text for own in units for u in own]
-        vectors = embedder.encode(texts) if texts else np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = embed_units(embedder, [u for own in units for u in own])
         entries: dict[str, list[Entry]] = {}
         offset = 0
         for article, own in zip(published, units, strict=True):
@@ -208,6 +227,10 @@ class SearchIndex:
         """Articles changed, added or removed since the languages were built (0: nothing to compact)."""
         return sum(index.edits_since_build for index in self._languages.values())
 
+    def background(self, language: str) -> float:
+        """What unrelated texts score in a language (`language_index.background_similarity`)."""
+        return self._backgrounds[language]
+
     def with_calibration(self, calibration: Calibration) -> SearchIndex:
         return SearchIndex(
             self._languages, self.model, self.dimension, calibration, self.version, self.built_at, self._hashes
@@ -230,7 +253,9 @@ class SearchIndex:
         """All plausible articles of one language, best first."""
         calibration = self.calibration.for_language(language)
         terms = analyze(query, language)
-        scored = self._languages[language].score(query_vector, terms, calibration.dense_weight)
+        scored = self._languages[language].score(
+            query_vector, terms, calibration.dense_weight, self._backgrounds[language]
+        )
         return sorted(scored, key=lambda item: -item.score)
 
     def decide(self, ranked: list[ScoredArticle], language: str) -> tuple[Decision, float]:
@@ -366,6 +391,20 @@ class SearchIndex:
         except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
             # Whatever is wrong in its files, the service builds afresh from the database.
             raise IndexNotReady(f"index at {directory} is unreadable ({exc!r}); rebuild it") from exc
+
+
+def _backgrounds(languages: dict[str, LanguageIndex]) -> dict[str, float]:
+    """Each language's background similarity; a language too small to have one takes the whole index's."""
+    own = {language: index.background for language, index in languages.items()}
+    if all(value is not None for value in own.values()):
+        return {language: float(value) for language, value in own.items() if value is not None}
+    parts = [index.built_units() for index in languages.values()]
+    offsets = np.cumsum([0] + [len(rows) and int(rows.max()) + 1 for _, rows in parts[:-1]])
+    pooled = background_similarity(
+        np.concatenate([vectors for vectors, _ in parts]),
+        np.concatenate([rows + offset for (_, rows), offset in zip(parts, offsets, strict=True)]),
+    )
+    return {language: pooled if value is None else value for language, value in own.items()}
 
 
 def _saved_documents(directory: Path, manifest: dict[str, Any], articles: list[Article]) -> dict[str, list[str]]:

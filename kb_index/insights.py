@@ -10,6 +10,7 @@ wordings rather than 14 rows.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,9 +24,10 @@ from handoff.models import HandoffRow
 from kb_index.embedder import Embedder
 from kb_index.models import ArticleRow, QueryLogRow
 
-#: At least this similar (cosine, to the group centroid) joins a group. With MiniLM, paraphrases
-#: score 0.65-0.85 and unrelated IT questions below 0.25.
-GAP_SIMILARITY = 0.55
+#: At least this similar to the group centroid joins a group, on the scale from the language's
+#: background similarity (0) to identity (1) (`kb_index.language_index.background_similarity`),
+#: which is about the same for every encoder.
+GAP_SIMILARITY = 0.4
 MAX_GAP_QUERIES = 3000
 
 
@@ -77,20 +79,31 @@ def gap_queries(session: Session, since: datetime, language: str | None = None) 
 
 
 def content_gaps(
-    session: Session, embedder: Embedder, days: int = 30, limit: int = 50, language: str | None = None
+    session: Session,
+    embedder: Embedder,
+    days: int = 30,
+    limit: int = 50,
+    language: str | None = None,
+    background: Callable[[str], float] = lambda language: 0.0,
 ) -> list[dict[str, Any]]:
-    """Unresolved questions grouped by meaning, the most frequent first."""
+    """Unresolved questions grouped by meaning, the most frequent first.
+
+    Args:
+        background: a language's background similarity (`KnowledgeBase.background`).
+    """
     queries = gap_queries(session, utcnow() - timedelta(days=days), language)
     if not queries:
         return []
-    vectors = embedder.encode([q[0] for q in queries])
+    vectors = embedder.encode_queries([q[0] for q in queries])
     gaps: list[Gap] = []
     for (text, language, reason, when), vector in zip(queries, vectors, strict=True):
+        floor = background(language)
         best, best_similarity = None, GAP_SIMILARITY
         for gap in gaps:
             if gap.language != language or gap.centroid is None:
                 continue
-            similarity = float(gap.centroid @ vector) / max(1e-9, float(np.linalg.norm(gap.centroid)))
+            cosine = float(gap.centroid @ vector) / max(1e-9, float(np.linalg.norm(gap.centroid)))
+            similarity = (cosine - floor) / max(1e-6, 1 - floor)
             if similarity >= best_similarity:
                 best, best_similarity = gap, similarity
         if best is None:

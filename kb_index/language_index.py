@@ -42,6 +42,10 @@ DENSE_CANDIDATES = 256
 #: lucky wording counts less than several close ones (CLINC150 validation, adapted
 #: MiniLM: top-1 95.8 % with the best unit alone, 96.3 % with the best three).
 DENSE_TOP_UNITS = 3
+#: Units that estimate a language's background similarity (`background_similarity`).
+BACKGROUND_SAMPLE = 1_000
+#: A language with fewer built articles takes the whole index's background similarity.
+BACKGROUND_MIN_ARTICLES = 10
 #: Edited articles (changed, added or removed) a language serves on top of its build
 #: before it is built afresh: at most this many, and at most an eighth of the built
 #: articles (a small language is quick to build, and its BM25 statistics should not drift).
@@ -61,9 +65,38 @@ class Unit:
 @dataclass
 class ScoredArticle:
     article: Article
+    #: The fused ranking score: `fused(dense, lexical, weight)`.
     score: float
+    #: Cosine similarity (the mean of the best units'), from the language's background
+    #: similarity (0: what unrelated texts score) to identity (1), for any encoder.
     dense: float
+    #: BM25 over the query's best BM25 score, in [0, 1].
     lexical: float
+
+
+def fused(dense: float, lexical: float, dense_weight: float) -> float:
+    """The ranking score: the dense and the lexical score, weighted."""
+    return dense_weight * dense + (1 - dense_weight) * lexical
+
+
+def background_similarity(vectors: np.ndarray, unit_row: np.ndarray, sample: int = BACKGROUND_SAMPLE) -> float:
+    """The mean cosine between units of different articles: what "unrelated" scores here.
+
+    Encoders place unrelated texts at very different cosines (about 0.1 for MiniLM,
+    0.8 for e5, whose cosines all sit in a narrow band), so dense scores count from
+    this level up (`LanguageIndex.score`): fusion weights, confidence and thresholds
+    then mean the same whatever the encoder. At most `sample` units take part, the
+    same ones for the same vectors.
+
+    Args:
+        unit_row: each vector's article (units of one article are not compared).
+    """
+    if len(vectors) < 2:
+        return 0.0
+    chosen = np.random.default_rng(0).permutation(len(vectors))[:sample]
+    similarity = vectors[chosen] @ vectors[chosen].T
+    different = unit_row[chosen][:, None] != unit_row[chosen][None, :]
+    return float(similarity[different].mean()) if different.any() else 0.0
 
 
 #: One article as a language index holds it: the article, its units (all at position 0),
@@ -142,6 +175,13 @@ class _Built(_Part):
         self.average_length = float(np.mean([len(d) for d in self.documents])) if self.documents else 1.0
         #: Documents holding each vocabulary term: every BM25 weight of a term that occurs is positive.
         self.document_frequency = np.diff(self.lexical.scores["indptr"])
+        #: What unrelated units score (`background_similarity`), kept until the next build as
+        #: BM25's statistics are; None for a language too small to say.
+        self.background = (
+            background_similarity(self.vectors, self.unit_row)
+            if len(self.articles) >= BACKGROUND_MIN_ARTICLES
+            else None
+        )
 
 
 class _Delta(_Part):
@@ -203,6 +243,15 @@ class LanguageIndex:
         return self._built.dense
 
     @property
+    def background(self) -> float | None:
+        """The built units' background similarity (None: too few articles to say)."""
+        return self._built.background
+
+    def built_units(self) -> tuple[np.ndarray, np.ndarray]:
+        """The built units' vectors and each one's article row (for a background across languages)."""
+        return self._built.vectors, self._built.unit_row
+
+    @property
     def edits_since_build(self) -> int:
         """Articles changed, added or removed since the build (0: nothing to compact)."""
         added = sum(a.id not in self._built.row_of for a in self._delta.articles) if self._delta else 0
@@ -244,8 +293,14 @@ class LanguageIndex:
         entries = sorted(self.entries(), key=lambda e: e[0].id)
         return LanguageIndex.build(entries, self._built.vectors.shape[1])
 
-    def score(self, query_vector: np.ndarray, terms: list[str], dense_weight: float) -> list[ScoredArticle]:
-        """The plausible candidates with their fused, dense and lexical scores, unsorted."""
+    def score(
+        self, query_vector: np.ndarray, terms: list[str], dense_weight: float, background: float
+    ) -> list[ScoredArticle]:
+        """The plausible candidates with their fused, dense and lexical scores, unsorted.
+
+        Args:
+            background: what unrelated texts score (`background_similarity`); dense scores count from it.
+        """
         built, delta = self._built, self._delta
         # Keys: a built row r as r, a delta row r as -1 - r.
         dense: dict[int, float] = {}
@@ -274,6 +329,7 @@ class LanguageIndex:
             for term in terms:  # a repeated term counts again, as bm25s counts it
                 for row, weight in delta.postings.get(term, ()):
                     raw[-1 - row] = raw.get(-1 - row, 0.0) + weight
+        dense = {key: (cosine - background) / max(1e-6, 1 - background) for key, cosine in dense.items()}
         best = max(raw.values(), default=0.0)
         floor = min(dense.values(), default=0.0)
         scored = []
@@ -281,7 +337,7 @@ class LanguageIndex:
             article = built.articles[key] if key >= 0 else delta.articles[-1 - key]  # type: ignore[union-attr]
             d = dense.get(key, floor)
             lexical = raw.get(key, 0.0) / best if best > 0 else 0.0
-            scored.append(ScoredArticle(article, dense_weight * d + (1 - dense_weight) * lexical, d, lexical))
+            scored.append(ScoredArticle(article, fused(d, lexical, dense_weight), d, lexical))
         return scored
 
 

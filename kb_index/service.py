@@ -191,6 +191,11 @@ class KnowledgeBase:
     def ready(self) -> bool:
         return self._index is not None
 
+    def background(self, language: str) -> float:
+        """The served index's background similarity in a language (0.0 before there is an index)."""
+        index = self._index
+        return index.background(language) if index is not None else 0.0
+
     # -- keeping the index in step -------------------------------------------
     def refresh(self, rebuild: bool = False) -> bool:
         """Makes the served index match the published articles in the database.

@@ -20,7 +20,7 @@ from kb_index.decision import Calibration, LanguageCalibration
 from kb_index.embedder import Embedder
 from kb_index.errors import CorpusError, Problem
 from kb_index.index import SearchIndex
-from kb_index.language_index import ScoredArticle
+from kb_index.language_index import ScoredArticle, fused
 
 Objective = Literal["utility", "balanced", "recall_floor", "accuracy_floor"]
 OBJECTIVES: tuple[str, ...] = ("utility", "balanced", "recall_floor", "accuracy_floor")
@@ -102,7 +102,7 @@ def _observe(
 
 
 def _rerank(candidates: list[ScoredArticle], weight: float) -> list[tuple[float, float, str]]:
-    ranked = [(weight * c.dense + (1 - weight) * c.lexical, c.dense, c.article.id) for c in candidates]
+    ranked = [(fused(c.dense, c.lexical, weight), c.dense, c.article.id) for c in candidates]
     ranked.sort(key=lambda item: -item[0])
     return ranked
 
@@ -366,10 +366,10 @@ def fit(
     """Builds an index of `articles` and tunes it on `validation` (the benchmarks' entry point).
 
     Search it with ``index.search(text, embedder.encode_query(text), language)``, or
-    embed many queries at once with ``embedder.encode`` and pass one row at a time.
+    embed many queries at once with ``embedder.encode_queries`` and pass one row at a time.
     """
     index = SearchIndex.build(articles, embedder)
-    return index.with_calibration(tune(index, embedder.encode, validation, objective, clarify))
+    return index.with_calibration(tune(index, embedder.encode_queries, validation, objective, clarify))
 
 
 @dataclass

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from kb_index.embedder import Embedder
+from kb_index.encoders import open_encoder
+from kb_index.encoders.sentence_transformer import SentenceTransformerEncoder
 
 TEXTS = [
     "How do I reset my password?",
@@ -17,6 +19,14 @@ TEXTS = [
     "Как сменить пароль?",
     "Refunds are paid to the card used for the purchase within five working days. " * 6,
 ]
+
+
+def _sharing(embedder: Embedder, onnx_queries: bool = True) -> SentenceTransformerEncoder:
+    """A fresh encoder of the default model that shares the loaded weights (no query encoder yet)."""
+    encoder = open_encoder("", onnx_queries=onnx_queries)
+    assert isinstance(encoder, SentenceTransformerEncoder)
+    encoder._model = embedder.model
+    return encoder
 
 
 def test_the_model_runs_on_one_thread_whoever_calls(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,20 +63,18 @@ def test_bulk_vectors_match_query_vectors(embedder: Embedder) -> None:
 def test_bulk_work_in_many_batches_returns_each_texts_own_vector(tmp_path: Path, embedder: Embedder) -> None:
     # Bulk work is batched by tokens in length order: 40 texts of up to ~250 tokens
     # make several batches, and the vectors must come back in the callers' order.
-    cached = Embedder("", tmp_path / "cache.sqlite")
-    cached._model = embedder.model
+    cached = Embedder(embedder.encoder, tmp_path / "cache.sqlite")
     lengths = np.random.default_rng(7).permutation(40) * 6
     texts = [f"{TEXTS[n % 3]} {' '.join(f'word{k}' for k in range(n))}" for n in lengths]
     reported: list[int] = []
-    bulk = cached.encode(texts, progress=reported.append)
+    bulk = cached.encode(texts, progress=reported.append, kind="query")
     assert sum(reported) == len(texts) and len(reported) > 1  # progress comes batch by batch
     single = np.vstack([embedder.encode_query(text) for text in texts])
     assert (bulk * single).sum(axis=1).min() > 0.999
 
 
 def test_cached_texts_come_back_in_input_order_and_are_embedded_once(tmp_path: Path, embedder: Embedder) -> None:
-    cached = Embedder("", tmp_path / "cache.sqlite")
-    cached._model = embedder.model  # share the loaded weights
+    cached = Embedder(embedder.encoder, tmp_path / "cache.sqlite")  # share the loaded weights
     texts = [TEXTS[3], TEXTS[0], TEXTS[3], TEXTS[1]]  # embedded in length order, returned in this one
     first = cached.encode(texts)
     assert cached.count_missing(texts) == 0
@@ -75,12 +83,11 @@ def test_cached_texts_come_back_in_input_order_and_are_embedded_once(tmp_path: P
     assert embedded == [1]  # only the new text
     np.testing.assert_allclose(again[:4], first, atol=1e-6)
     np.testing.assert_allclose(first[0], first[2])
-    assert (first[1] * embedder.encode_query(TEXTS[0])[0]).sum() > 0.999
+    assert (first[1] * embedder.encode([TEXTS[0]])[0]).sum() > 0.999
 
 
 def test_every_embedder_shares_the_one_model_thread(tmp_path: Path, embedder: Embedder) -> None:
-    other = Embedder("", tmp_path / "other.sqlite")
-    other._model = embedder.model
+    other = Embedder(embedder.encoder, tmp_path / "other.sqlite")
     names = {e._on_model_thread(lambda: threading.current_thread().name) for e in (embedder, other)}
     assert len(names) == 1
     # Work already on the model thread may use the embedder again without waiting for itself.
@@ -92,8 +99,11 @@ def test_every_embedder_shares_the_one_model_thread(tmp_path: Path, embedder: Em
 def test_onnx_queries_equal_the_models_own_vectors(embedder: Embedder) -> None:
     model = embedder.model
     texts = [*TEXTS, "", "x" * 10_000, "Paroles maiņa / смена пароля / password reset"]
+    prefix = embedder.encoder.prefix("query")
     reference = embedder._on_model_thread(
-        lambda: model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=1)
+        lambda: model.encode(
+            [prefix + t for t in texts], normalize_embeddings=True, convert_to_numpy=True, batch_size=1
+        )
     )
     queries = np.vstack([embedder.encode_query(text) for text in texts])
     np.testing.assert_allclose(queries, reference, atol=1e-5)
@@ -116,8 +126,7 @@ def test_a_model_onnx_cannot_take_faithfully_still_embeds_queries_with_torch(
     import torch
 
     model = embedder.model
-    fallback = Embedder("")
-    fallback._model = model
+    fallback = Embedder(_sharing(embedder))
     with monkeypatch.context() as patched:
         if breakage == "export":
 
@@ -141,7 +150,6 @@ def test_an_embedder_told_not_to_export_answers_queries_on_torch(
     reference = embedder.encode_query(TEXTS[1])  # the shared embedder's export is done by now
     exports: list[object] = []
     monkeypatch.setattr(torch.onnx, "export", lambda *args, **kwargs: exports.append(args))
-    one_shot = Embedder("", onnx_queries=False)
-    one_shot._model = embedder.model
+    one_shot = Embedder(_sharing(embedder, onnx_queries=False))
     assert (one_shot.encode_query(TEXTS[1]) * reference).sum() > 0.9999
     assert one_shot.query_runtime == "torch" and exports == []

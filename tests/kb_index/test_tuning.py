@@ -11,6 +11,7 @@ import pytest
 import kb_index.language_index as index_module
 from kb_index.corpus import Article, read_corpus
 from kb_index.embedder import Embedder
+from kb_index.encoders import BUNDLED_MINILM as MINILM
 from kb_index.index import SearchIndex, Unit
 from kb_index.tuning import (
     MIN_IN_SCOPE_ACCURACY,
@@ -44,7 +45,9 @@ def test_several_close_wordings_outrank_one_lucky_wording() -> None:
     ranked = index.rank(query[None, :], "", "en")
 
     assert [r.article.id for r in ranked] == ["steady", "lucky"]
-    assert ranked[0].dense == pytest.approx(float(np.mean([v @ query for v in steady])), abs=1e-5)
+    background = index.background("en")  # dense scores count from it
+    cosine = float(np.mean([v @ query for v in steady]))
+    assert ranked[0].dense == pytest.approx((cosine - background) / (1 - background), abs=1e-5)
 
 
 def test_wilson_lower_bound() -> None:
@@ -103,7 +106,7 @@ def test_adapting_pulls_an_articles_wordings_together(tmp_path: Path) -> None:
     pair = ["GlobalProtect disconnects", "remote access is unstable"]
 
     def similarity(model: str) -> float:
-        vectors = Embedder(model, tmp_path / f"cache-{len(model)}.sqlite").encode(pair)
+        vectors = Embedder(model, tmp_path / f"cache-{len(model)}.sqlite").encode_queries(pair)
         return float(vectors[0] @ vectors[1])
 
     report = adapt("", articles, tmp_path / "adapted", epochs=4, batch_size=3, learning_rate=1e-4)
@@ -123,15 +126,16 @@ def test_adapting_with_negatives_pushes_them_away_from_every_article(tmp_path: P
     wordings = [text for a in ADAPTED_ARTICLES for text in (a.title, *a.questions)]
 
     def embed(model: Path, texts: list[str]) -> np.ndarray:
-        return Embedder(str(model), tmp_path / f"cache-{model.name}.sqlite").encode(texts)
+        return Embedder(str(model), tmp_path / f"cache-{model.name}.sqlite").encode_queries(texts)
 
     def nearest(model: Path, text: str) -> float:
         vectors = embed(model, [text, *wordings])
         return float((vectors[1:] @ vectors[0]).max())
 
+    # The mechanism, on the model whose cosines spread widest (margins below are in its cosines).
     settings = {"epochs": 4, "batch_size": 3, "learning_rate": 1e-4}
-    plain = adapt("", ADAPTED_ARTICLES, tmp_path / "plain", **settings)  # type: ignore[arg-type]
-    declining = adapt("", ADAPTED_ARTICLES, tmp_path / "declining", negatives=negatives, **settings)  # type: ignore[arg-type]
+    plain = adapt(MINILM, ADAPTED_ARTICLES, tmp_path / "plain", **settings)  # type: ignore[arg-type]
+    declining = adapt(MINILM, ADAPTED_ARTICLES, tmp_path / "declining", negatives=negatives, **settings)  # type: ignore[arg-type]
 
     for negative in negatives:
         assert nearest(declining.path, negative) < nearest(plain.path, negative) - 0.05
