@@ -13,7 +13,7 @@ __all__ = ["free_port", "mean", "percentile", "rss_mb", "table"]
 
 
 def table(title: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """A Markdown table, so the output can be pasted into the README as it is."""
+    """A Markdown table, so the output can be pasted into docs/benchmarks.md as it is."""
     cells = [[str(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(header)]
     lines = [f"### {title}", "", "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |"]

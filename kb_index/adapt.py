@@ -159,7 +159,8 @@ def adapt(
             progress(step + 1, len(schedule))
     model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save(str(out_dir))
+    with bundled_e5.saveable(model):
+        model.save(str(out_dir))
     source = Path(encoder.path)
     if (source / bundled_e5.Q4_FILE).is_file():  # the 4-bit word embedding, frozen in training
         shutil.copy(source / bundled_e5.Q4_FILE, out_dir / bundled_e5.Q4_FILE)

@@ -274,7 +274,11 @@ class SearchIndex:
         language: str,
         top_k: int = 5,
     ) -> SearchResult:
-        """Searches the query's language first, then the others if nothing fits."""
+        """Searches the query's language first, then the others if nothing fits.
+
+        A language with no articles at all still gets the other languages' best
+        candidates, as suggestions, whatever the decision.
+        """
         if not self.articles:
             raise IndexNotReady("the knowledge base has no published articles")
         start = time.perf_counter()
@@ -285,7 +289,8 @@ class SearchIndex:
             for other in (lang for lang in LANGUAGES if lang != language):
                 other_ranked = self.rank(query_vector, query, other)
                 other_decision, other_confidence = self.decide(other_ranked, other)
-                if other_decision != "none" and other_confidence > confidence:
+                fits = other_decision != "none" or not ranked
+                if fits and other_confidence > confidence and other_ranked:
                     ranked, decision, confidence, cross = (
                         other_ranked, other_decision, other_confidence, True,
                     )  # fmt: skip

@@ -17,10 +17,13 @@ corrupt or swapped file is refused, never silently embedded with.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -293,6 +296,7 @@ def prepared(cache_dir: Path) -> Path:
     return target
 
 
+@functools.cache
 def _q4_embedding_class() -> type:
     import torch
 
@@ -307,8 +311,9 @@ def _q4_embedding_class() -> type:
             rows, blocks = scales.shape
             self.embedding_dim = blocks * _QK
             self.num_embeddings = rows
-            self.register_buffer("scales", torch.from_numpy(scales.astype(np.float32)))
-            self.register_buffer("packed", torch.from_numpy(np.ascontiguousarray(packed)))
+            # Not in the state dict: they live in Q4_FILE, beside the model's own weights.
+            self.register_buffer("scales", torch.from_numpy(scales.astype(np.float32)), persistent=False)
+            self.register_buffer("packed", torch.from_numpy(np.ascontiguousarray(packed)), persistent=False)
 
         def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
             scales: torch.Tensor = self.get_buffer("scales")
@@ -320,6 +325,24 @@ def _q4_embedding_class() -> type:
             return weights.flatten(-2)
 
     return Q4WordEmbedding
+
+
+@contextmanager
+def saveable(model: Any) -> Iterator[None]:
+    """While saving a SentenceTransformer whose word embedding is the 4-bit one: the 1-row
+    placeholder goes in its place, as in a converted folder (Q4_FILE is copied beside)."""
+    import torch
+
+    embeddings = model[0].auto_model.embeddings
+    word = embeddings.word_embeddings
+    if not isinstance(word, _q4_embedding_class()):
+        yield
+        return
+    embeddings.word_embeddings = torch.nn.Embedding(1, embeddings.word_embeddings.embedding_dim)
+    try:
+        yield
+    finally:
+        embeddings.word_embeddings = word
 
 
 def attach_word_embeddings(model: Any, folder: Path) -> None:

@@ -175,3 +175,48 @@ def test_the_watcher_compacts_once_edits_stop(
     assert kb.index.by_id["vpn-connect-en"].title == "Connect to the VPN with GlobalProtect"
     kb.stop()
     db.dispose()
+
+
+def test_an_index_built_by_another_encoder_is_never_searched_with_this_one(
+    tmp_path: Path, demo: list[Article], embedder: Embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    from kb_index.encoders import BUNDLED_MINILM
+
+    db = Database(f"sqlite:///{tmp_path}/kb.db")
+    migrate(db.engine)
+    english = KnowledgeBase(db, Embedder(BUNDLED_MINILM, tmp_path / "minilm.sqlite"), tmp_path / "index")
+    english.import_articles(demo, "test")
+    english.start(watch_interval=None, warm_up=False)
+    english.flush()
+    english.stop()
+    assert SearchIndex.load(tmp_path / "index").model == BUNDLED_MINILM
+
+    multilingual = KnowledgeBase(db, embedder, tmp_path / "index")
+    multilingual.start(watch_interval=None, warm_up=False)
+
+    assert "index was built with bundled:all-MiniLM-L6-v2; rebuilding for" in caplog.text
+    assert multilingual.index.model == embedder.model_name
+    found = multilingual.search("как подключиться к VPN из дома", "ru")
+    assert found.results[0].article.id == "vpn-connect-ru"
+    multilingual.flush()
+    assert SearchIndex.load(tmp_path / "index").model == embedder.model_name
+    multilingual.stop()
+    db.dispose()
+
+
+def test_odd_queries_get_a_sensible_answer(demo: list[Article], embedder: Embedder) -> None:
+    english_only = SearchIndex.build([a for a in demo if a.language == "en"], embedder)
+    for query, language in [
+        ("VPN не работает после update, helps?", "ru"),  # mixed scripts and languages
+        ("Kā pieslēgties VPN no mājām?", "lv"),  # a language with no articles at all
+        ("🙂🙂🙂", "en"),
+        ("a" * 2000, "en"),
+    ]:
+        found = english_only.search(query, embedder.encode_query(query), language)
+        assert found.decision in {"answer", "clarify", "none"}
+        assert all(r.article.language == "en" for r in found.results)
+    # Through the multilingual space a Latvian question can still find the English article.
+    found = english_only.search(
+        "Kā pieslēgties VPN no mājām?", embedder.encode_query("Kā pieslēgties VPN no mājām?"), "lv"
+    )
+    assert found.results[0].article.id == "vpn-connect-en"
