@@ -139,7 +139,11 @@ class SentenceTransformerEncoder:
 
             import torch
 
-            self._bulk_model = copy.deepcopy(self.model).to(torch.bfloat16)
+            # The copy shares what bfloat16 leaves as it is: the tokenizer (e5's holds a
+            # 250,000-piece vocabulary) and integer buffers (its 4-bit word embedding).
+            model = self.model
+            shared = [model.tokenizer, *(b for b in model.buffers() if not b.is_floating_point())]
+            self._bulk_model = copy.deepcopy(model, memo={id(item): item for item in shared}).to(torch.bfloat16)
         return self._bulk_model
 
     def _load_query_encoder(self) -> OnnxQueryEncoder | None:
