@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import shutil
 import struct
 from collections.abc import Iterator
@@ -238,7 +239,8 @@ def convert(target: Path, source: Path | None = None) -> Path:
     verify(source)
     weights = _read(source)
     h = weights.header
-    staging = target.with_name(f".{target.name}.tmp")
+    # A staging folder of this process's own: two processes may convert at once.
+    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     # vocab_size 1: the real word embedding is the 4-bit one in Q4_FILE, put in at load.
@@ -281,8 +283,14 @@ def convert(target: Path, source: Path | None = None) -> Path:
         (staging / name).parent.mkdir(parents=True, exist_ok=True)
         (staging / name).write_text(json.dumps(content, indent=2))
     (staging / "2_Normalize").mkdir(exist_ok=True)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    if (target / Q4_FILE).is_file():  # another process's conversion got there first: the same files
+        shutil.rmtree(staging, ignore_errors=True)
+        return target
+    shutil.rmtree(target, ignore_errors=True)  # an incomplete one
+    try:
+        staging.rename(target)
+    except OSError:  # another process renamed its own in between
+        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
