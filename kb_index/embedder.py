@@ -58,6 +58,7 @@ class Embedder:
             open_encoder(model, model_cache, onnx_queries=onnx_queries) if isinstance(model, str) else model
         )
         self.model_name = self.encoder.model_id
+        self._prefixes: dict[str, str] = {}
         self.cache_path = cache_path
         self._cache_lock = threading.Lock()
         self._cache: sqlite3.Connection | None = None
@@ -85,7 +86,10 @@ class Embedder:
         return self._on_model_thread(lambda: getattr(self.encoder, "model", None))
 
     def _prefixed(self, texts: Sequence[str], kind: Kind) -> list[str]:
-        prefix = self._on_model_thread(lambda: self.encoder.prefix(kind))
+        # Asked of the model once per kind: a question should not wait for the model thread twice.
+        if kind not in self._prefixes:
+            self._prefixes[kind] = self._on_model_thread(lambda: self.encoder.prefix(kind))
+        prefix = self._prefixes[kind]
         return [prefix + t for t in texts] if prefix else list(texts)
 
     def _embed(self, texts: Sequence[str], bulk: bool, progress: Callable[[int], None] | None = None) -> np.ndarray:
